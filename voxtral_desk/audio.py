@@ -1,0 +1,91 @@
+"""Audio in: files of any common format, rate and channel count become 16 kHz mono float32, and a
+stream of samples becomes log-mel frames exactly as upstream computes them offline (spec §3).
+
+The log-mel frames are computed incrementally. Frame f is the 400-sample window centred on padded sample
+160·f; upstream's centre padding at the start reflects only the zero left pad, so it is zeros too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+from mistral_common.audio import mel_filter_bank
+
+from .config import AudioConfig
+
+
+class AudioFileError(Exception):
+    pass
+
+
+def load_audio(path: Path | str, sampling_rate: int) -> np.ndarray:
+    """Decode a file to mono float32 at `sampling_rate` (channels averaged, soxr HQ resampling, no gain)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioFileError(f"{path}: cannot read audio ({e})") from None
+    return to_model_rate(data, rate, sampling_rate)
+
+
+def to_model_rate(data: np.ndarray, rate: int, sampling_rate: int) -> np.ndarray:
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if rate != sampling_rate:
+        mono = soxr.resample(mono, rate, sampling_rate, quality="HQ").astype(np.float32)
+    return mono
+
+
+def audio_info(path: Path | str) -> tuple[float, int, int]:
+    """(duration in seconds, sample rate, channels) without decoding the whole file."""
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioFileError(f"{path}: cannot read audio ({e})") from None
+    return info.duration, info.samplerate, info.channels
+
+
+class LogMel:
+    """Streaming log-mel front end. push() takes padded-stream samples, returns the frames completed."""
+
+    def __init__(self, cfg: AudioConfig, n_mels: int):
+        self.cfg = cfg
+        self.n_fft = cfg.window_size
+        self.hop = cfg.hop_length
+        n = np.arange(self.n_fft)
+        self.window = 0.5 - 0.5 * np.cos(2 * np.pi * n / self.n_fft)  # periodic Hann
+        self.filters = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1, num_mel_bins=n_mels, min_frequency=0.0,
+            max_frequency=cfg.sampling_rate / 2, sampling_rate=cfg.sampling_rate,
+        ).astype(np.float64)  # [n_bins, n_mels]
+        self.floor = cfg.global_log_mel_max - 8.0
+        self.reset()
+
+    def reset(self) -> None:
+        # Samples of the padded stream still needed, starting at stream index self._start - n_fft/2.
+        self._buf = np.zeros(self.n_fft // 2, dtype=np.float32)  # centre padding: reflection of zeros
+        self.frames_done = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """samples: float32 [n]. Returns log-mel [n_mels, n_new_frames]."""
+        self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
+        n_frames = (len(self._buf) - self.n_fft) // self.hop + 1 if len(self._buf) >= self.n_fft else 0
+        if n_frames <= 0:
+            return np.zeros((self.filters.shape[1], 0), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(self._buf, self.n_fft)[:: self.hop][:n_frames]
+        self._buf = self._buf[n_frames * self.hop :]
+        self.frames_done += n_frames
+        return self.log_mel(frames)
+
+    def log_mel(self, frames: np.ndarray) -> np.ndarray:
+        """frames: [n, n_fft] raw samples -> [n_mels, n] normalised log-mel."""
+        spectrum = np.fft.rfft(frames.astype(np.float64) * self.window, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2  # [n, n_bins]
+        mel = power @ self.filters  # [n, n_mels]
+        x = np.log10(np.maximum(mel, 1e-10))
+        x = np.maximum(x, self.floor)
+        return ((x + 4.0) / 4.0).T.astype(np.float32)

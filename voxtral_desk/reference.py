@@ -1,0 +1,246 @@
+"""The whole model in plain numpy float32: the readable reference every other backend is tested against.
+
+Shapes are written as [rows, features]; T is a number of encoder frames or decoder positions in the
+current call, S the number of cached keys, D the model width, H/KV the query/key-value head counts and
+hd the head dimension. Everything runs incrementally with caches, so streaming and offline transcription
+are the same computation (offline simply feeds all the audio at once).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS
+from .config import ModelConfig
+
+SQRT_HALF = 1.0 / math.sqrt(2.0)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf, and the shaders use the same."""
+    x64 = x.astype(np.float64)
+    s = np.sign(x64)
+    a = np.abs(x64)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return (s * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:  # exact (erf) GELU, as upstream
+    return (0.5 * x * (1.0 + erf(x * SQRT_HALF))).astype(np.float32)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return (x / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps)) * w).astype(np.float32)
+
+
+def rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [T, hd/2] in float32, the precision upstream uses for the angles."""
+    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))))
+    angles = positions.astype(np.float32)[:, None] * inv_freq.astype(np.float32)[None, :]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Interleaved (GPT-J) rotation of the raw Mistral weights: pairs (2k, 2k+1). x: [T, heads, hd]."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    c, s = cos[:, None, :], sin[:, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2] = even * c - odd * s
+    out[..., 1::2] = even * s + odd * c
+    return out
+
+
+def attention(q, k, v, q_pos, k_pos, window: int) -> np.ndarray:
+    """Causal sliding-window attention with grouped KV heads.
+    q [T, H, hd], k/v [S, KV, hd], q_pos [T], k_pos [S] -> [T, H*hd]."""
+    n_heads, n_kv, hd = q.shape[1], k.shape[1], q.shape[2]
+    group = n_heads // n_kv
+    kq = np.repeat(k, group, axis=1)  # [S, H, hd]
+    vq = np.repeat(v, group, axis=1)
+    scores = np.einsum("thd,shd->hts", q, kq) * np.float32(1.0 / math.sqrt(hd))  # [H, T, S]
+    visible = (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)
+    scores = np.where(visible[None], scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.einsum("hts,shd->thd", p.astype(np.float32), vq).reshape(q.shape[0], n_heads * hd)
+
+
+def time_conditioning(n_delay: int, dim: int) -> np.ndarray:
+    """t_cond [D]: cosines then sines of n_delay at frequencies 10000^(-k/(D/2))."""
+    half = dim // 2
+    inv_freq = np.exp(-math.log(10000.0) * np.arange(half, dtype=np.float32) / np.float32(half)).astype(np.float32)
+    emb = np.float32(n_delay) * inv_freq
+    return np.concatenate([np.cos(emb), np.sin(emb)]).astype(np.float32)
+
+
+class KVCache:
+    """Keys/values of one attention layer, trimmed to what a sliding window can still see."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self.k = self.v = None
+        self.pos = np.zeros(0, dtype=np.int64)
+
+    def extend(self, k, v, pos):
+        self.k = k if self.k is None else np.concatenate([self.k, k])
+        self.v = v if self.v is None else np.concatenate([self.v, v])
+        self.pos = np.concatenate([self.pos, pos])
+
+    def trim(self):
+        keep = self.pos > self.pos[-1] + 1 - self.window  # future queries start at pos[-1] + 1
+        self.k, self.v, self.pos = self.k[keep], self.v[keep], self.pos[keep]
+
+
+class ReferenceEngine:
+    """Implements the engine interface the streaming session drives (see session.Engine)."""
+
+    name = "reference (numpy on the CPU)"
+
+    def __init__(self, model, trace: bool = False):
+        self.config: ModelConfig = model.config
+        self.trace = {} if trace else None
+        w = model.weights
+        self.w = {spec: w.f32(spec) for spec in model.tensor_names}
+        self.n_delay = None
+
+    # --- engine interface -------------------------------------------------------------------------
+
+    def reset(self, prompt: list[int], n_delay: int) -> None:
+        e, d = self.config.encoder, self.config.decoder
+        self.prompt = list(prompt)
+        self.conv0_tail = np.zeros((e.n_mels, 2), dtype=np.float32)  # last 2 mel frames (causal pad)
+        self.conv1_tail = np.zeros((e.dim, 1), dtype=np.float32)  # last conv0 output frame
+        self.enc_pos = 0
+        self.enc_cache = [KVCache(e.sliding_window) for _ in range(e.n_layers)]
+        self.dec_cache = [KVCache(d.sliding_window) for _ in range(d.n_layers)]
+        self.audio_embeddings = np.zeros((0, d.dim), dtype=np.float32)  # [not yet decoded, D]
+        self.position = 0
+        self.last_token = None
+        if n_delay != self.n_delay:
+            self.n_delay = n_delay
+            t_cond = time_conditioning(n_delay, d.dim)
+            self.ada_scale = []  # (1 + s_j) per decoder layer, constant for a fixed delay
+            for j in range(d.n_layers):
+                down = self.w[f"layers.{j}.ada_rms_norm_t_cond.0.weight"] @ t_cond
+                self.ada_scale.append((1.0 + self.w[f"layers.{j}.ada_rms_norm_t_cond.2.weight"] @ gelu(down)).astype(np.float32))
+        if self.trace is not None:
+            self.trace.clear()
+
+    @property
+    def audio_tokens_ready(self) -> int:
+        return len(self.audio_embeddings)
+
+    def encode(self, mel: np.ndarray) -> None:
+        """mel [n_mels, 8k] -> k audio embeddings queued for the decoder."""
+        x = self.conv_stem(mel)  # [4k, De]
+        x = self.encoder(x)  # [4k, De]
+        a = self.adapter(x)  # [k, D]
+        self.audio_embeddings = np.concatenate([self.audio_embeddings, a])
+
+    def decode(self, n: int) -> np.ndarray:
+        """Run the next n decoder positions; returns the argmax id of each (the next position's token)."""
+        out = np.empty(n, dtype=np.int64)
+        done = 0
+        n_prompt = max(0, min(n, len(self.prompt) - self.position))
+        if n_prompt:  # prompt positions have known inputs: one batched forward
+            ids = np.array(self.prompt[self.position : self.position + n_prompt])
+            out[:n_prompt] = self._forward(ids)
+            done = n_prompt
+        while done < n:
+            out[done : done + 1] = self._forward(np.array([self.last_token]))
+            done += 1
+        return out
+
+    # --- stages -----------------------------------------------------------------------------------
+
+    def conv_stem(self, mel: np.ndarray) -> np.ndarray:
+        """Causal conv k=3 stride 1, GELU, causal conv k=3 stride 2, GELU. mel [n_mels, 2m] -> [m, De]."""
+        x = np.concatenate([self.conv0_tail, mel], axis=1)  # [n_mels, 2 + 2m]
+        self.conv0_tail = x[:, -2:]
+        h = gelu(self._conv(x, ENCODER + "conv_layers.0.conv", stride=1))  # [De, 2m]
+        h = np.concatenate([self.conv1_tail, h], axis=1)  # [De, 1 + 2m]
+        self.conv1_tail = h[:, -1:]
+        y = gelu(self._conv(h, ENCODER + "conv_layers.1.conv", stride=2)).T  # [m, De]
+        self._record("conv", y)
+        return np.ascontiguousarray(y)
+
+    def _conv(self, x, prefix, stride):
+        w, b = self.w[prefix + ".weight"], self.w[prefix + ".bias"]  # [out, in, 3], [out]
+        n_out = (x.shape[1] - 3) // stride + 1
+        taps = [x[:, k : k + stride * (n_out - 1) + 1 : stride] for k in range(3)]  # 3 × [in, n_out]
+        return (sum(w[:, :, k] @ taps[k] for k in range(3)) + b[:, None]).astype(np.float32)
+
+    def encoder(self, x: np.ndarray) -> np.ndarray:
+        e = self.config.encoder
+        pos = np.arange(self.enc_pos, self.enc_pos + len(x))
+        self.enc_pos += len(x)
+        cos, sin = rope_tables(pos, e.head_dim, e.rope_theta)
+        for i in range(e.n_layers):
+            p = f"{ENCODER}transformer.layers.{i}."
+            h = rms_norm(x, self.w[p + "attention_norm.weight"], e.norm_eps)
+            q = (h @ self.w[p + "attention.wq.weight"].T + self.w[p + "attention.wq.bias"]).reshape(len(x), e.n_heads, e.head_dim)
+            k = (h @ self.w[p + "attention.wk.weight"].T).reshape(len(x), e.n_kv_heads, e.head_dim)
+            v = (h @ self.w[p + "attention.wv.weight"].T + self.w[p + "attention.wv.bias"]).reshape(len(x), e.n_kv_heads, e.head_dim)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            cache = self.enc_cache[i]
+            cache.extend(k, v, pos)
+            a = attention(q, cache.k, cache.v, pos, cache.pos, e.sliding_window)
+            cache.trim()
+            x = x + a @ self.w[p + "attention.wo.weight"].T + self.w[p + "attention.wo.bias"]
+            h = rms_norm(x, self.w[p + "ffn_norm.weight"], e.norm_eps)
+            gate = silu(h @ self.w[p + "feed_forward.w1.weight"].T) * (h @ self.w[p + "feed_forward.w3.weight"].T)
+            x = (x + gate @ self.w[p + "feed_forward.w2.weight"].T + self.w[p + "feed_forward.w2.bias"]).astype(np.float32)
+        x = rms_norm(x, self.w[ENCODER + "transformer.norm.weight"], e.norm_eps)
+        self._record("encoder", x)
+        return x
+
+    def adapter(self, x: np.ndarray) -> np.ndarray:
+        """[4k, De] -> [k, D]: concatenate each 4 frames, Linear, GELU, Linear."""
+        f = self.config.encoder.downsample_factor
+        x = x.reshape(len(x) // f, f * x.shape[1])
+        x = gelu(x @ self.w[AUDIO + "audio_language_projection.0.weight"].T)
+        x = (x @ self.w[AUDIO + "audio_language_projection.2.weight"].T).astype(np.float32)
+        self._record("adapter", x)
+        return x
+
+    def _forward(self, ids: np.ndarray) -> np.ndarray:
+        """Decoder over len(ids) consecutive positions; input = audio embedding + token embedding."""
+        d = self.config.decoder
+        n = len(ids)
+        x = self.audio_embeddings[:n] + self.w[TOKEN_EMBEDDINGS][ids]  # [n, D]
+        self.audio_embeddings = self.audio_embeddings[n:]
+        pos = np.arange(self.position, self.position + n)
+        self.position += n
+        cos, sin = rope_tables(pos, d.head_dim, d.rope_theta)
+        for j in range(d.n_layers):
+            p = f"layers.{j}."
+            h = rms_norm(x, self.w[p + "attention_norm.weight"], d.norm_eps)
+            q = (h @ self.w[p + "attention.wq.weight"].T).reshape(n, d.n_heads, d.head_dim)
+            k = (h @ self.w[p + "attention.wk.weight"].T).reshape(n, d.n_kv_heads, d.head_dim)
+            v = (h @ self.w[p + "attention.wv.weight"].T).reshape(n, d.n_kv_heads, d.head_dim)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            cache = self.dec_cache[j]
+            cache.extend(k, v, pos)
+            a = attention(q, cache.k, cache.v, pos, cache.pos, d.sliding_window)
+            cache.trim()
+            x = x + a @ self.w[p + "attention.wo.weight"].T
+            h = rms_norm(x, self.w[p + "ffn_norm.weight"], d.norm_eps) * self.ada_scale[j]
+            gate = silu(h @ self.w[p + "feed_forward.w1.weight"].T) * (h @ self.w[p + "feed_forward.w3.weight"].T)
+            x = (x + gate @ self.w[p + "feed_forward.w2.weight"].T).astype(np.float32)
+        x = rms_norm(x, self.w["norm.weight"], d.norm_eps)
+        logits = x @ self.w[TOKEN_EMBEDDINGS].T  # [n, vocab], tied head
+        self._record("logits", logits)
+        ids_out = logits.argmax(axis=-1)
+        self.last_token = int(ids_out[-1])
+        return ids_out
+
+    def _record(self, stage: str, value: np.ndarray) -> None:
+        if self.trace is not None:
+            self.trace.setdefault(stage, []).append(value.copy())
