@@ -140,6 +140,9 @@ class SafetensorsFile:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._entries[name]["shape"])
 
+    def dtype(self, name: str) -> str:
+        return self._entries[name]["dtype"]
+
     def f32(self, name: str) -> np.ndarray:
         h = self._entries[name]
         start, end = h["data_offsets"]

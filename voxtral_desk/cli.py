@@ -70,7 +70,7 @@ def cmd_convert(args) -> int:
     if args.quant != "q4_0":
         print("error: only --quant q4_0 is supported", file=sys.stderr)
         return 2
-    files = convert_checkpoint(Path(args.src), Path(args.out), args.shard_size_mb or None,
+    files = convert_checkpoint(Path(args.src), Path(args.out), args.shard_size_mb * 2**20 or None,
                                ProgressBar("converting", args.progress).bytes)
     for f in files:
         print(f"wrote {f} ({f.stat().st_size / 2**20:.1f} MiB)")

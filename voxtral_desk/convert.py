@@ -19,7 +19,7 @@ from .quant import BLOCK, BLOCK_BYTES, quantize_q4_0
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 MANIFEST = "manifest.json"
-HEADER_RESERVE = 1 << 20  # room for a shard's header and metadata inside the size limit
+HEADER_BASE, HEADER_PER_TENSOR = 64 << 10, 256  # room for a shard's header inside its size limit
 
 
 def stored_nbytes(spec: TensorSpec) -> int:
@@ -34,10 +34,12 @@ def write_gguf(out_path: Path, cfg: ModelConfig, tensors: Iterable[tuple[TensorS
     specs = tensor_table(cfg)
     split = 0
     if shard_bytes:
-        split = shard_bytes - HEADER_RESERVE - 32 * len(specs)
+        # Tensor data of a shard, less its header and the 32-byte alignment padding of each tensor.
+        split = shard_bytes - HEADER_BASE - (HEADER_PER_TENSOR + 32) * len(specs)
         largest = max(stored_nbytes(s) for s in specs)
         if split < largest:
-            raise ValueError(f"shard size too small: the largest tensor alone needs {(largest + HEADER_RESERVE) / 2**20:.0f} MB")
+            need = (largest + shard_bytes - split) / 2**20
+            raise ValueError(f"shard size too small: the largest tensor alone needs {need:.1f} MiB")
     tmp_dir = out_path.parent / f".{out_path.name}.partial"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
@@ -69,6 +71,9 @@ def write_gguf(out_path: Path, cfg: ModelConfig, tensors: Iterable[tuple[TensorS
                 progress(done, total)
         writer.close()
         written = sorted(tmp_dir.glob("*.gguf"))
+        for f in written:
+            if shard_bytes and f.stat().st_size > shard_bytes:
+                raise RuntimeError(f"{f.name} is {f.stat().st_size} bytes, over the {shard_bytes}-byte shard limit")
         final = []
         for f in written:
             target = out_path.parent / f.name
@@ -103,13 +108,12 @@ def output_path(out: Path, name: str) -> Path:
     return out / f"{name}.gguf"
 
 
-def convert_checkpoint(src: Path, out: Path, shard_size_mb: int | None = 512,
+def convert_checkpoint(src: Path, out: Path, shard_bytes: int | None = 512 * 2**20,
                        progress: Progress | None = None) -> list[Path]:
     """Convert an original-layout folder. Returns the GGUF files, tekken.json and the manifest."""
     ckpt = OriginalCheckpoint(src)
     name = src.resolve().name
     target = output_path(out, name)
-    shard_bytes = shard_size_mb * 2**20 if shard_size_mb else None
     tensors = ((spec, ckpt.f32(spec.name)) for spec in tensor_table(ckpt.config))
     files = write_gguf(target, ckpt.config, tensors, name, shard_bytes, progress)
     tekken = target.parent / "tekken.json"

@@ -1,0 +1,122 @@
+"""Hugging Face transformers' VoxtralRealtime, built from the same original-layout checkpoint our code
+reads: the executable reference our numpy model must match. Test-only (torch + transformers)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor, VoxtralRealtimeForConditionalGeneration
+
+from voxtral_desk.checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS, SafetensorsFile
+from voxtral_desk.config import ModelConfig
+
+
+def hf_config(cfg: ModelConfig) -> VoxtralRealtimeConfig:
+    e, d = cfg.encoder, cfg.decoder
+    audio = dict(hidden_size=e.dim, intermediate_size=e.hidden_dim, num_hidden_layers=e.n_layers,
+                 num_attention_heads=e.n_heads, head_dim=e.head_dim, num_mel_bins=e.n_mels, rms_norm_eps=e.norm_eps,
+                 rope_parameters={"rope_type": "default", "rope_theta": e.rope_theta},
+                 sliding_window=e.sliding_window, vocab_size=d.vocab_size)
+    text = dict(vocab_size=d.vocab_size, hidden_size=d.dim, intermediate_size=d.hidden_dim,
+                num_hidden_layers=d.n_layers, num_attention_heads=d.n_heads, num_key_value_heads=d.n_kv_heads,
+                head_dim=d.head_dim, rms_norm_eps=d.norm_eps,
+                rope_parameters={"rope_type": "default", "rope_theta": d.rope_theta},
+                sliding_window=d.sliding_window, tie_word_embeddings=True)
+    return VoxtralRealtimeConfig(audio_config=audio, text_config=text, downsample_factor=e.downsample_factor,
+                                 audio_length_per_tok=cfg.audio.mel_frames_per_token, projector_hidden_act="gelu")
+
+
+def _rope_permute(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Interleaved pairs (2k, 2k+1) of each head -> rotate-half order (k, k + hd/2), as HF stores q/k."""
+    rows = w.shape[0]
+    hd = rows // n_heads
+    return w.reshape(n_heads, hd // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(rows, *w.shape[1:])
+
+
+def hf_state_dict(cfg: ModelConfig, weights) -> dict[str, torch.Tensor]:
+    e, d = cfg.encoder, cfg.decoder
+    sd = {}
+
+    def put(key, name, permute_heads=None):
+        w = weights.f32(name)
+        if permute_heads:
+            w = _rope_permute(w, permute_heads)
+        sd[key] = torch.from_numpy(np.ascontiguousarray(w))
+
+    put("model.language_model.embed_tokens.weight", TOKEN_EMBEDDINGS)
+    put("lm_head.weight", TOKEN_EMBEDDINGS)
+    put("model.language_model.norm.weight", "norm.weight")
+    for j in range(d.n_layers):
+        hp, p = f"model.language_model.layers.{j}.", f"layers.{j}."
+        put(hp + "input_layernorm.weight", p + "attention_norm.weight")
+        put(hp + "post_attention_layernorm.weight", p + "ffn_norm.weight")
+        put(hp + "self_attn.q_proj.weight", p + "attention.wq.weight", d.n_heads)
+        put(hp + "self_attn.k_proj.weight", p + "attention.wk.weight", d.n_kv_heads)
+        put(hp + "self_attn.v_proj.weight", p + "attention.wv.weight")
+        put(hp + "self_attn.o_proj.weight", p + "attention.wo.weight")
+        put(hp + "mlp.gate_proj.weight", p + "feed_forward.w1.weight")
+        put(hp + "mlp.down_proj.weight", p + "feed_forward.w2.weight")
+        put(hp + "mlp.up_proj.weight", p + "feed_forward.w3.weight")
+        put(hp + "ada_rms_norm.linear1.weight", p + "ada_rms_norm_t_cond.0.weight")
+        put(hp + "ada_rms_norm.linear2.weight", p + "ada_rms_norm_t_cond.2.weight")
+    put("model.audio_tower.embedder.conv1.weight", ENCODER + "conv_layers.0.conv.weight")
+    put("model.audio_tower.embedder.conv1.bias", ENCODER + "conv_layers.0.conv.bias")
+    put("model.audio_tower.embedder.conv2.weight", ENCODER + "conv_layers.1.conv.weight")
+    put("model.audio_tower.embedder.conv2.bias", ENCODER + "conv_layers.1.conv.bias")
+    put("model.audio_tower.norm.weight", ENCODER + "transformer.norm.weight")
+    for i in range(e.n_layers):
+        hp, p = f"model.audio_tower.layers.{i}.", f"{ENCODER}transformer.layers.{i}."
+        put(hp + "self_attn.q_proj.weight", p + "attention.wq.weight", e.n_heads)
+        put(hp + "self_attn.q_proj.bias", p + "attention.wq.bias", e.n_heads)
+        put(hp + "self_attn.k_proj.weight", p + "attention.wk.weight", e.n_kv_heads)
+        put(hp + "self_attn.v_proj.weight", p + "attention.wv.weight")
+        put(hp + "self_attn.v_proj.bias", p + "attention.wv.bias")
+        put(hp + "self_attn.o_proj.weight", p + "attention.wo.weight")
+        put(hp + "self_attn.o_proj.bias", p + "attention.wo.bias")
+        put(hp + "self_attn_layer_norm.weight", p + "attention_norm.weight")
+        put(hp + "final_layer_norm.weight", p + "ffn_norm.weight")
+        put(hp + "mlp.gate_proj.weight", p + "feed_forward.w1.weight")
+        put(hp + "mlp.down_proj.weight", p + "feed_forward.w2.weight")
+        put(hp + "mlp.down_proj.bias", p + "feed_forward.w2.bias")
+        put(hp + "mlp.up_proj.weight", p + "feed_forward.w3.weight")
+    put("model.multi_modal_projector.linear_1.weight", AUDIO + "audio_language_projection.0.weight")
+    put("model.multi_modal_projector.linear_2.weight", AUDIO + "audio_language_projection.2.weight")
+    return sd
+
+
+class HFOracle:
+    def __init__(self, model):
+        """model: a loader.Model (original layout or GGUF)."""
+        self.cfg = model.config
+        torch.manual_seed(0)
+        self.model = VoxtralRealtimeForConditionalGeneration(hf_config(self.cfg)).float().eval()
+        missing, unexpected = self.model.load_state_dict(hf_state_dict(self.cfg, model.weights), strict=False)
+        assert not unexpected and all("inv_freq" in k for k in missing), (missing, unexpected)
+        self.model.model.time_embedding.inv_freq.copy_(torch.exp(
+            -np.log(10000.0) * torch.arange(self.cfg.decoder.dim // 2).float() / (self.cfg.decoder.dim // 2)))
+        self.features = VoxtralRealtimeFeatureExtractor(feature_size=self.cfg.encoder.n_mels)
+
+    def mel(self, padded_audio: np.ndarray) -> torch.Tensor:
+        return self.features(padded_audio, sampling_rate=self.cfg.audio.sampling_rate, return_tensors="pt").input_features
+
+    @torch.no_grad()
+    def run(self, padded_audio: np.ndarray, prompt: list[int], n_delay: int) -> dict[str, np.ndarray]:
+        mel = self.mel(padded_audio)  # [1, n_mels, 8T]
+        m = self.model
+        conv = m.model.audio_tower.embedder(mel)[0]
+        encoder = m.model.audio_tower(input_features=mel).last_hidden_state[0]
+        adapter = m.model.get_audio_features(input_features=mel).pooler_output[0]
+        ids = m.generate(input_features=mel, input_ids=torch.tensor([prompt]), num_delay_tokens=n_delay,
+                         do_sample=False, attention_mask=torch.ones(1, len(prompt), dtype=torch.long))[0]
+        n_tokens = mel.shape[-1] // self.cfg.audio.mel_frames_per_token
+        full = torch.full((1, n_tokens), int(ids[-1]))
+        full[0, : len(ids)] = ids
+        logits = m(input_ids=full, input_features=mel, num_delay_tokens=n_delay).logits[0, : len(ids) - 1]
+        return {"mel": mel[0].numpy(), "conv": conv.numpy(), "encoder": encoder.numpy(), "adapter": adapter.numpy(),
+                "logits": logits.numpy(), "generated": ids[len(prompt):].numpy()}
+
+
+def load_hf_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
