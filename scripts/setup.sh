@@ -37,8 +37,10 @@ python_env() {
   [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   if [ "$mode" = test ]; then
-    # The CPU build of torch first, pinned, so nothing later pulls a CUDA build.
-    "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    # The CPU build of torch first, pinned, so nothing later pulls a CUDA build: a local wheel where the
+    # machine has one (pip's find-links), else PyTorch's CPU index.
+    "$VENV/bin/python" -m pip install -q --no-index "torch==2.13.0" 2>/dev/null ||
+      "$VENV/bin/python" -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
     "$VENV/bin/python" -m pip install -q -e ".[test]"
   else
     "$VENV/bin/python" -m pip install -q -e .

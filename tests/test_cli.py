@@ -49,3 +49,12 @@ def test_make_test_model_then_convert_then_transcribe_from_gguf(tmp_path, speech
 def test_unknown_quantisation_is_refused(tmp_path, model_dir):
     proc = cli("convert", model_dir("tiny", 0), tmp_path / "x", "--quant", "q8_0", check=False)
     assert proc.returncode == 2 and "q4_0" in proc.stderr
+
+
+def test_bench_reports_every_figure(model_dir):
+    doc = json.loads(cli("bench", "--model", model_dir("tiny", 0), "--backend", "reference", "--seconds", "3",
+                         "--live-steps", "10", "--json").stdout)
+    for key in ("load_s", "file_rtf", "file_tokens_per_s", "encoder_ms_per_audio_s", "prefill_ms",
+                "decode_tokens_per_s", "live_step_ms_median", "live_step_ms_p95"):
+        assert doc[key] > 0, key
+    assert doc["generated_tokens"] == 3 * 1000 // 80 + 1 + 17 - 1 - 6  # forced to full length

@@ -77,6 +77,12 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import main_bench
+
+    return main_bench(args)
+
+
 def cmd_make_test_model(args) -> int:
     from .testmodel import make_test_model
 
@@ -113,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quant", default="q4_0", help="quantisation (q4_0)")
     c.add_argument("--shard-size-mb", type=int, default=512, help="largest shard in MiB; 0 for one file")
     c.set_defaults(func=cmd_convert)
+
+    b = sub.add_parser("bench", help="measure engine speed: load, encoder, prefill, decode, live steps, RTF")
+    b.add_argument("--model", required=True)
+    b.add_argument("--seconds", type=float, default=16.0, help="length of the synthetic clip")
+    b.add_argument("--backend", choices=BACKENDS, default="gpu")
+    b.add_argument("--delay-ms", type=int, default=None)
+    b.add_argument("--live-steps", type=int, default=100, help="80 ms steps timed in live mode")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("make-test-model", parents=[progress], help="write a random-weight model for tests and benchmarks")
     m.add_argument("out")

@@ -137,6 +137,9 @@ class ReferenceEngine:
     def audio_tokens_ready(self) -> int:
         return len(self.audio_embeddings)
 
+    def synchronize(self) -> None:
+        pass  # numpy has finished by the time a call returns
+
     def encode(self, mel: np.ndarray) -> None:
         """mel [n_mels, 8k] -> k audio embeddings queued for the decoder."""
         x = self.conv_stem(mel)  # [4k, De]

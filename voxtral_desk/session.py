@@ -36,6 +36,9 @@ class Engine(Protocol):
     @property
     def audio_tokens_ready(self) -> int: ...
 
+    def synchronize(self) -> None:
+        """Wait until all submitted work is done (for timing; decode() already returns finished results)."""
+
 
 @dataclass(frozen=True)
 class Token:
@@ -46,8 +49,9 @@ class Token:
 
 
 class StreamingSession:
-    def __init__(self, engine: Engine, tokenizer: Tokenizer, delay_ms: int | None = None):
+    def __init__(self, engine: Engine, tokenizer: Tokenizer, delay_ms: int | None = None, stop_at_eos: bool = True):
         self.engine = engine
+        self.stop_at_eos = stop_at_eos  # False only for benchmarks, which decode every position
         self.tokenizer = tokenizer
         self.audio_cfg = engine.config.audio
         self.mel = LogMel(self.audio_cfg, engine.config.encoder.n_mels)
@@ -125,7 +129,7 @@ class StreamingSession:
                 continue
             start = (index - len(self.prompt)) * step
             new.append(Token(int(tok), index, start, start + step))
-            if tok == self.tokenizer.eos:
+            if tok == self.tokenizer.eos and self.stop_at_eos:
                 self.finished = True
                 break
         self.tokens.extend(new)

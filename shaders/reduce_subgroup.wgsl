@@ -1,0 +1,48 @@
+// Team reductions with subgroup shuffles (used when the device offers the `subgroup` feature).
+// A "team" is an aligned group of `team` consecutive invocations (a power of two) inside a 1-D
+// workgroup of at most 256. The shuffle butterfly stays inside aligned blocks of min(subgroup, team)
+// lanes, so it is correct for any subgroup size: 4 on some mobile GPUs, 8 on llvmpipe, 32 on NVIDIA,
+// 64 on AMD. The entry point passes `sg_size` from @builtin(subgroup_size).
+// Every invocation of the workgroup must call these (they contain barriers).
+
+var<workgroup> red: array<f32, 256>;
+
+fn team_sum(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
+    let width = min(sg, team);
+    var s = v;
+    for (var off = 1u; off < width; off = off * 2u) {
+        s += subgroupShuffleXor(s, off);
+    }
+    let per_team = team / width;
+    if (lid % width == 0u) {
+        red[lid / width] = s;
+    }
+    workgroupBarrier();
+    var total = 0.0;
+    let first = (lid / team) * per_team;
+    for (var i = 0u; i < per_team; i++) {
+        total += red[first + i];
+    }
+    workgroupBarrier();
+    return total;
+}
+
+fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
+    let width = min(sg, team);
+    var s = v;
+    for (var off = 1u; off < width; off = off * 2u) {
+        s = max(s, subgroupShuffleXor(s, off));
+    }
+    let per_team = team / width;
+    if (lid % width == 0u) {
+        red[lid / width] = s;
+    }
+    workgroupBarrier();
+    let first = (lid / team) * per_team;
+    var total = red[first];
+    for (var i = 1u; i < per_team; i++) {
+        total = max(total, red[first + i]);
+    }
+    workgroupBarrier();
+    return total;
+}

@@ -1,0 +1,38 @@
+// Team reductions in workgroup memory, for devices without subgroup operations (e.g. the OpenGL
+// backend). Same contract as reduce_subgroup.wgsl: aligned power-of-two teams inside a 1-D workgroup
+// of at most 256 invocations, called by every invocation.
+
+var<workgroup> red: array<f32, 256>;
+
+// Kernels pass `sg_size` in both variants; without subgroups there is no such builtin.
+const sg_size: u32 = 1u;
+
+fn team_sum(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    let i = lid % team;
+    for (var s = team / 2u; s > 0u; s = s / 2u) {
+        if (i < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[lid - i];
+    workgroupBarrier();
+    return total;
+}
+
+fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    let i = lid % team;
+    for (var s = team / 2u; s > 0u; s = s / 2u) {
+        if (i < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let total = red[lid - i];
+    workgroupBarrier();
+    return total;
+}

@@ -1,0 +1,306 @@
+"""Global hold-to-talk hotkey and putting the text into the focused application.
+
+X11 only: the hotkey is a passive key grab on the root window (python-xlib), so it works whichever
+application has focus and the key never reaches that application. Text goes in with xdotool (typed,
+or pasted with the clipboard restored afterwards), or is just left on the clipboard.
+
+Wayland does not let an application watch the keyboard or type into other windows, and Windows and
+macOS are not implemented yet; platform_support() says so in words the settings dialog shows, and the
+tray and window controls keep working everywhere.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from PySide6.QtCore import QMimeData, QObject, QProcess, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+
+log = logging.getLogger(__name__)
+
+MODIFIER_NAMES = {"ctrl": "ctrl", "control": "ctrl", "alt": "alt", "shift": "shift", "super": "super",
+                  "win": "super", "meta": "super", "cmd": "super"}
+
+
+@dataclass(frozen=True)
+class PlatformSupport:
+    hotkey: bool  # a global hotkey can be grabbed
+    inject: bool  # text can be typed or pasted into another application
+    message: str  # "" when both work; otherwise what does not and what to use instead
+
+
+def platform_support(env=None, platform: str | None = None, which=shutil.which) -> PlatformSupport:
+    env = os.environ if env is None else env
+    platform = platform or sys.platform
+    fallback = "Use the tray icon or the window's Start button; the text can be copied from the window."
+    if not platform.startswith("linux"):
+        return PlatformSupport(False, False, "Global hotkeys and typing into other applications are only "
+                                             f"implemented for Linux with X11 so far. {fallback}")
+    if env.get("XDG_SESSION_TYPE", "").lower() == "wayland" or env.get("WAYLAND_DISPLAY"):
+        return PlatformSupport(False, False, "This is a Wayland session: Wayland does not let applications "
+                                             "watch the keyboard or type into other windows, so the global "
+                                             f"hotkey and typing/pasting are off. {fallback}")
+    if not env.get("DISPLAY"):
+        return PlatformSupport(False, False, f"No X11 display (DISPLAY is not set). {fallback}")
+    try:
+        import Xlib  # noqa: F401
+    except ImportError:
+        return PlatformSupport(False, False, "The python-xlib package is not installed, so the global hotkey "
+                                             f"is off. {fallback}")
+    if which("xdotool") is None:
+        return PlatformSupport(True, False, "xdotool is not installed, so push-to-talk text is left on the "
+                                            "clipboard instead of being typed or pasted (install xdotool).")
+    return PlatformSupport(True, True, "")
+
+
+@dataclass(frozen=True)
+class Hotkey:
+    modifiers: frozenset[str]
+    key: str  # X keysym name: "space", "F9", "a", "Pause"
+
+    def __str__(self) -> str:
+        order = [m for m in ("ctrl", "alt", "shift", "super") if m in self.modifiers]
+        return "+".join(order + [self.key])
+
+
+def parse_hotkey(text: str) -> Hotkey:
+    """'ctrl+alt+space' -> Hotkey({'ctrl','alt'}, 'space'). Raises ValueError with a readable message."""
+    parts = [p.strip() for p in text.replace(" ", "").split("+")]
+    if not text.strip() or any(not p for p in parts):
+        raise ValueError(f"“{text}” is not a key combination; write it like ctrl+alt+space or F9")
+    *mods, key = parts
+    unknown = [m for m in mods if m.lower() not in MODIFIER_NAMES]
+    if unknown:
+        raise ValueError(f"unknown modifier {unknown[0]!r}; use ctrl, alt, shift or super")
+    if key.lower() in MODIFIER_NAMES:
+        raise ValueError("the combination needs a key that is not a modifier, e.g. ctrl+alt+space")
+    return Hotkey(frozenset(MODIFIER_NAMES[m.lower()] for m in mods), key)
+
+
+class X11HotkeyListener(threading.Thread):
+    """Grabs the hotkey on the root window and calls on_press / on_release from this thread."""
+
+    def __init__(self, hotkey: Hotkey, on_press, on_release, on_error, display_name: str | None = None):
+        super().__init__(name="x11-hotkey", daemon=True)
+        self.hotkey = hotkey
+        self.on_press, self.on_release, self.on_error = on_press, on_release, on_error
+        self.display_name = display_name
+        self.ready = threading.Event()  # set once the grab is in place (or failed)
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._queue: deque = deque()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.is_alive():
+            self.join(timeout=2)
+
+    def run(self) -> None:
+        from Xlib import X, XK, display, error
+
+        try:
+            d = display.Display(self.display_name)
+        except Exception as e:
+            return self._fail(f"cannot connect to the X display ({e})")
+        try:
+            keysym = 0
+            for name in (self.hotkey.key, self.hotkey.key.capitalize(), self.hotkey.key.upper(), self.hotkey.key.lower()):
+                keysym = XK.string_to_keysym(name)
+                if keysym:
+                    break
+            keycode = d.keysym_to_keycode(keysym) if keysym else 0
+            if not keycode:
+                return self._fail(f"the key “{self.hotkey.key}” does not exist on this keyboard")
+            masks = {"ctrl": X.ControlMask, "alt": X.Mod1Mask, "shift": X.ShiftMask, "super": X.Mod4Mask}
+            mask = 0
+            for m in self.hotkey.modifiers:
+                mask |= masks[m]
+            # Grab with every combination of Caps Lock and Num Lock, or the hotkey dies when one is on.
+            num_lock = self._num_lock_mask(d, X, XK)
+            root = d.screen().root
+            catch = error.CatchError(error.BadAccess)
+            for extra in {0, X.LockMask, num_lock, X.LockMask | num_lock}:
+                root.grab_key(keycode, mask | extra, True, X.GrabModeAsync, X.GrabModeAsync, onerror=catch)
+            d.sync()
+            if catch.get_error():
+                return self._fail(f"{self.hotkey} is already used by another application; choose another hotkey")
+            self.ready.set()
+            self._loop(d, keycode, X)
+        finally:
+            try:
+                d.close()  # closing the connection releases the grabs
+            except Exception:
+                pass
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.ready.set()
+        self.on_error(message)
+
+    @staticmethod
+    def _num_lock_mask(d, X, XK) -> int:
+        num_lock = d.keysym_to_keycode(XK.string_to_keysym("Num_Lock"))
+        mod_masks = [X.ShiftMask, X.LockMask, X.ControlMask, X.Mod1Mask, X.Mod2Mask, X.Mod3Mask, X.Mod4Mask, X.Mod5Mask]
+        for mask, keycodes in zip(mod_masks, d.get_modifier_mapping()):
+            if num_lock and num_lock in keycodes:
+                return mask
+        return X.Mod2Mask
+
+    def _next(self, d):
+        return self._queue.popleft() if self._queue else d.next_event()
+
+    def _pending(self, d) -> bool:
+        return bool(self._queue) or d.pending_events() > 0
+
+    def _loop(self, d, keycode: int, X) -> None:
+        held = False
+        while not self._stop.is_set():
+            if not self._pending(d):
+                select.select([d], [], [], 0.1)
+                continue
+            e = self._next(d)
+            if e.type == X.MappingNotify:
+                d.refresh_keyboard_mapping(e)
+            elif e.type == X.KeyPress and e.detail == keycode and not held:
+                held = True
+                self.on_press()
+            elif e.type == X.KeyRelease and held:
+                if e.detail == keycode and self._is_autorepeat(d, e, X):
+                    continue
+                # Releasing the key or any modifier of the combination ends the talk.
+                held = False
+                self.on_release()
+
+    def _is_autorepeat(self, d, release, X) -> bool:
+        """Holding a key makes X send Release+Press pairs with the same timestamp; drop those pairs."""
+        if not self._pending(d):
+            select.select([d], [], [], 0.02)  # the pair is sent together; give it a moment to arrive
+        if not self._pending(d):
+            return False
+        nxt = self._next(d)
+        if nxt.type == X.KeyPress and nxt.detail == release.detail and nxt.time == release.time:
+            return True
+        self._queue.appendleft(nxt)
+        return False
+
+
+class HotkeyManager(QObject):
+    """Qt side of the global hotkey: pressed / released signals on the UI thread."""
+
+    pressed = Signal()
+    released = Signal()
+    error = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._listener: X11HotkeyListener | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._listener is not None and self._listener.error is None and self._listener.is_alive()
+
+    def start(self, hotkey_text: str, support: PlatformSupport | None = None, wait: bool = True) -> str | None:
+        """Grab the hotkey; returns None on success or the reason it is not available."""
+        self.stop()
+        support = support or platform_support()
+        if not support.hotkey:
+            return support.message
+        try:
+            hotkey = parse_hotkey(hotkey_text)
+        except ValueError as e:
+            return f"Hotkey: {e}"
+        self._listener = X11HotkeyListener(hotkey, self.pressed.emit, self.released.emit, self.error.emit)
+        self._listener.start()
+        if wait:
+            self._listener.ready.wait(3)
+            if self._listener.error:
+                return f"Hotkey: {self._listener.error}"
+        return None
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+
+
+class TextInjector(QObject):
+    """Puts finished push-to-talk text into the focused application. finished(message) reports the outcome."""
+
+    finished = Signal(str)
+
+    RESTORE_DELAY_MS = 1000  # the target application fetches the pasted text lazily; wait before restoring
+
+    def __init__(self, support: PlatformSupport | None = None, parent=None):
+        super().__init__(parent)
+        self.support = support or platform_support()
+        self._process: QProcess | None = None
+        self._saved: QMimeData | None = None
+        self._pasted_text = ""
+
+    def inject(self, text: str, mode: str, paste_keys: str = "ctrl+v") -> None:
+        if not text:
+            self.finished.emit("Nothing was recognised.")
+            return
+        if mode != "clipboard" and not self.support.inject:
+            QGuiApplication.clipboard().setText(text)
+            self.finished.emit("Copied to the clipboard (typing into other applications is not available here).")
+            return
+        if mode == "clipboard":
+            QGuiApplication.clipboard().setText(text)
+            self.finished.emit("Copied to the clipboard.")
+        elif mode == "type":
+            self._run(["type", "--clearmodifiers", "--delay", "8", "--", text], f"Typed {len(text)} characters.")
+        elif mode == "paste":
+            clipboard = QGuiApplication.clipboard()
+            self._saved = _copy_mime(clipboard.mimeData())
+            self._pasted_text = text
+            clipboard.setText(text)
+            self._run(["key", "--clearmodifiers", paste_keys], f"Pasted {len(text)} characters.", restore=True)
+        else:
+            self.finished.emit(f"Unknown injection mode {mode!r}.")
+
+    def _run(self, args: list[str], success: str, restore: bool = False) -> None:
+        process = QProcess(self)
+        self._process = process
+
+        def finished(code, _status):
+            if restore:
+                QTimer.singleShot(self.RESTORE_DELAY_MS, self._restore_clipboard)
+            if code == 0:
+                self.finished.emit(success)
+            else:
+                err = bytes(process.readAllStandardError()).decode(errors="replace").strip()
+                self.finished.emit(f"xdotool failed ({err or f'exit code {code}'}); the text is in the window.")
+            process.deleteLater()
+
+        def error(err):
+            if err == QProcess.FailedToStart:  # no finished() follows in that case
+                if restore:
+                    self._restore_clipboard()
+                self.finished.emit("xdotool could not be started; the text is in the window.")
+                process.deleteLater()
+
+        process.finished.connect(finished)
+        process.errorOccurred.connect(error)
+        process.start("xdotool", args)
+
+    def _restore_clipboard(self) -> None:
+        clipboard = QGuiApplication.clipboard()
+        # Only restore if the clipboard still holds our text: the user may have copied something since.
+        if self._saved is not None and clipboard.text() == self._pasted_text:
+            clipboard.setMimeData(self._saved)
+        self._saved = None
+
+
+def _copy_mime(source: QMimeData | None) -> QMimeData:
+    copy = QMimeData()
+    if source is not None:
+        for fmt in source.formats():
+            copy.setData(fmt, source.data(fmt))
+    return copy

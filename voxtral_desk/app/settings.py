@@ -1,0 +1,101 @@
+"""User settings: a small JSON file in the platform's config folder (platformdirs).
+
+A file that cannot be read never stops the app: the defaults are used, the bad file is kept beside it as
+settings.json.bak for the user to look at, and a message says so. A single bad value falls back to its
+default on its own, so one typo does not reset everything else."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "voxtral-desk"
+BACKENDS = ("gpu", "reference")
+INJECTION_MODES = ("paste", "type", "clipboard")
+DELAY_MIN_MS, DELAY_MAX_MS, DELAY_STEP_MS = 80, 2400, 80
+
+
+def config_dir() -> Path:
+    # VOXTRAL_DESK_CONFIG_DIR lets a portable install or a test keep settings elsewhere.
+    return Path(os.environ.get("VOXTRAL_DESK_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("VOXTRAL_DESK_DATA_DIR") or platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class Settings:
+    model_path: str = ""  # "" = not chosen yet: the model manager's default, or the first-run prompt
+    backend: str = "gpu"
+    delay_ms: int = 480
+    input_device: str = ""  # device name; "" = the system default input
+    hotkey_enabled: bool = True
+    hotkey: str = "ctrl+alt+space"
+    injection: str = "paste"  # what push-to-talk does with the text: paste, type, or clipboard only
+    paste_keys: str = "ctrl+v"  # terminals want ctrl+shift+v
+    keep_recordings: bool = False  # also save each dictation's audio (16 kHz WAV) beside the history
+    close_to_tray: bool = True
+    last_dir: str = ""  # last folder used for opening or exporting files
+
+    def validate(self) -> list[str]:
+        """Reset invalid values to their defaults; return one message per value reset."""
+        problems = []
+        default = Settings()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, type(getattr(default, f.name))) or (isinstance(value, bool) and f.type != "bool"):
+                problems.append(f"{f.name}: expected {type(getattr(default, f.name)).__name__}, got {value!r}")
+                setattr(self, f.name, getattr(default, f.name))
+        checks = {
+            "backend": self.backend in BACKENDS,
+            "delay_ms": DELAY_MIN_MS <= self.delay_ms <= DELAY_MAX_MS and self.delay_ms % DELAY_STEP_MS == 0,
+            "injection": self.injection in INJECTION_MODES,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                problems.append(f"{name}: {getattr(self, name)!r} is not allowed")
+                setattr(self, name, getattr(default, name))
+        return problems
+
+
+class SettingsStore:
+    """Loads and saves Settings. `messages` holds what went wrong while loading, for the UI to show."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or config_dir() / "settings.json"
+        self.messages: list[str] = []
+
+    def load(self) -> Settings:
+        self.messages = []
+        if not self.path.exists():
+            return Settings()
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("the file does not hold a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            backup = self.path.with_name(self.path.name + ".bak")
+            try:
+                os.replace(self.path, backup)
+                kept = f"the unreadable file was kept as {backup}"
+            except OSError as move_error:
+                kept = f"it could not be moved aside either ({move_error})"
+            self.messages.append(f"Your settings file could not be read ({e}); default settings are used and {kept}.")
+            return Settings()
+        known = {f.name for f in fields(Settings)}
+        settings = Settings(**{k: v for k, v in raw.items() if k in known})
+        problems = settings.validate()
+        if problems:
+            self.messages.append("Some settings were invalid and were reset to their defaults: " + "; ".join(problems))
+        return settings
+
+    def save(self, settings: Settings) -> None:
+        """Write atomically (temp file + rename) so a crash mid-write never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,112 @@
+"""Small widgets shared by the windows: a message banner and an audio level meter."""
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+
+BANNER_STYLES = {
+    "info": ("#eaf2ff", "#9dbcf0", "#1d3f73"),
+    "warning": ("#fff6e0", "#f0c96a", "#5c4200"),
+    "error": ("#fdecec", "#ee9a9a", "#6b1414"),
+}
+
+
+class Banner(QFrame):
+    """A dismissable message strip with up to two action buttons. Hidden until show_message()."""
+
+    action = Signal(str)  # the key of the button pressed
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 8, 8)
+        layout.setSpacing(8)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        layout.addWidget(self.label, 1)
+        self._buttons: list[QPushButton] = []
+        self._button_row = QHBoxLayout()
+        self._button_row.setSpacing(6)
+        layout.addLayout(self._button_row)
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.close_button)
+        self.kind = "info"
+        self.hide()
+
+    def show_message(self, text: str, kind: str = "info", actions: list[tuple[str, str]] | None = None,
+                     closable: bool = True) -> None:
+        """actions: (key, button label) pairs; pressing one emits action(key)."""
+        self.kind = kind
+        background, border, foreground = BANNER_STYLES[kind]
+        self.setStyleSheet(f"QFrame#banner {{ background: {background}; border: 1px solid {border}; border-radius: 6px; }}"
+                           f"QFrame#banner QLabel {{ color: {foreground}; }}")
+        self.label.setText(text)
+        for b in self._buttons:
+            b.deleteLater()
+        self._buttons = []
+        for key, label in actions or []:
+            button = QPushButton(label)
+            button.setObjectName(f"banner-{key}")
+            button.clicked.connect(lambda _=False, k=key: self.action.emit(k))
+            self._button_row.addWidget(button)
+            self._buttons.append(button)
+        self.close_button.setVisible(closable)
+        self.show()
+
+    def button(self, key: str) -> QPushButton | None:
+        return next((b for b in self._buttons if b.objectName() == f"banner-{key}"), None)
+
+    @property
+    def text(self) -> str:
+        return self.label.text()
+
+
+class LevelMeter(QWidget):
+    """Input level as a bar: -60 dBFS empty, 0 dBFS full; green, then amber near clipping, red at it."""
+
+    FLOOR_DB = -60.0
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.db = -120.0
+        self.setMinimumSize(120, 10)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setFixedHeight(10)
+        self.setToolTip("Microphone level")
+
+    def set_level(self, db: float) -> None:
+        self.db = db
+        self.update()
+
+    @property
+    def fraction(self) -> float:
+        return min(max((self.db - self.FLOOR_DB) / -self.FLOOR_DB, 0.0), 1.0)
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        p.setPen(QColor("#c9ced6"))
+        p.setBrush(QColor("#eef0f3"))
+        p.drawRoundedRect(r, 4, 4)
+        if self.fraction > 0:
+            color = "#2fa84f" if self.db < -12 else "#e79d13" if self.db < -1 else "#e5484d"
+            p.setPen(Qt.NoPen)
+            p.setBrush(QColor(color))
+            p.drawRoundedRect(QRectF(r.x(), r.y(), max(r.width() * self.fraction, 6), r.height()), 4, 4)
+        p.end()
+
+
+def format_clock(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -1,0 +1,119 @@
+"""`voxtral-desk bench`: how fast an engine runs the model, measured the way users use it.
+
+File mode is one offline transcription (feed everything, flush); live mode feeds 80 ms at a time and
+times each step (encoder + adapter + one decoder token). Decoding is forced to full length (EOS does not
+stop it) so runs of random-weight models are comparable.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+from .audio import synthetic_speech
+from .loader import load_model
+from .pipeline import create_engine
+from .session import StreamingSession
+from .tokenizer import Tokenizer
+
+
+def nvidia_memory_used_mib() -> int | None:
+    """Device memory in use according to nvidia-smi (Vulkan allocations show there, not per process)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return int(out.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
+              live_steps: int = 100, log=print) -> dict:
+    mem_before = nvidia_memory_used_mib()
+    t0 = time.perf_counter()
+    model = load_model(model_path)
+    engine = create_engine(model, backend)
+    tokenizer = Tokenizer(model.tokenizer_path)
+    session = StreamingSession(engine, tokenizer, delay_ms, stop_at_eos=False)
+    load_s = time.perf_counter() - t0
+    log(f"engine: {engine.name}; loaded in {load_s:.2f} s")
+    audio = synthetic_speech(seconds, model.config.audio.sampling_rate)
+    result = {"engine": engine.name, "backend": backend, "audio_seconds": seconds, "delay_ms": session.delay_ms,
+              "load_s": round(load_s, 3)}
+
+    def offline():
+        session.reset()
+        start = time.perf_counter()
+        session.feed(audio)
+        session.flush()
+        return time.perf_counter() - start, len(session.tokens)
+
+    offline()  # warm-up: pipelines, caches, clocks
+    wall, n_generated = offline()
+    result.update(file_wall_s=round(wall, 4), file_rtf=round(wall / seconds, 5), generated_tokens=n_generated,
+                  file_tokens_per_s=round(n_generated / wall, 1))
+    log(f"file mode: {seconds:.1f} s of audio in {wall * 1000:.0f} ms (RTF {wall / seconds:.4f}), "
+        f"{n_generated} tokens, {n_generated / wall:.0f} tokens/s effective")
+
+    # Stage by stage, driving the engine directly: encoder, prefill, then one-token decode steps.
+    session.reset()
+    engine.synchronize()
+    mel = session.mel.push(np.concatenate([audio, np.zeros(session.audio_cfg.window_size // 2, np.float32)]))
+    per_tok = session.audio_cfg.mel_frames_per_token
+    mel = mel[:, : mel.shape[1] // per_tok * per_tok]
+    start = time.perf_counter()
+    engine.encode(np.ascontiguousarray(mel))
+    engine.synchronize()
+    encode_s = time.perf_counter() - start
+    n_prompt = len(session.prompt)
+    start = time.perf_counter()
+    engine.decode(n_prompt)
+    prefill_s = time.perf_counter() - start
+    n_decode = engine.audio_tokens_ready
+    start = time.perf_counter()
+    engine.decode(n_decode)
+    decode_s = time.perf_counter() - start
+    audio_in_encode = mel.shape[1] / per_tok * session.audio_cfg.token_seconds
+    result.update(encoder_ms_per_audio_s=round(encode_s * 1000 / audio_in_encode, 3),
+                  prefill_ms=round(prefill_s * 1000, 3), prefill_positions=n_prompt,
+                  decode_tokens_per_s=round(n_decode / decode_s, 1), decode_steps=n_decode)
+    log(f"encoder: {encode_s * 1000 / audio_in_encode:.2f} ms per second of audio; prefill of {n_prompt} "
+        f"positions: {prefill_s * 1000:.1f} ms; decode: {n_decode / decode_s:.1f} tokens/s over {n_decode} steps")
+
+    # Live mode: 80 ms of audio per call, each returning its token.
+    session.reset()
+    step = session.audio_cfg.samples_per_token
+    live = synthetic_speech(live_steps * step / session.audio_cfg.sampling_rate + 1.0, session.audio_cfg.sampling_rate, 1)
+    latencies = []
+    for i in range(0, len(live) - step + 1, step):
+        start = time.perf_counter()
+        got = session.feed(live[i : i + step])
+        if got:
+            latencies.append(time.perf_counter() - start)
+    lat = np.array(latencies[5:] or latencies) * 1000
+    result.update(live_step_ms_median=round(float(np.median(lat)), 3), live_step_ms_p95=round(float(np.percentile(lat, 95)), 3),
+                  live_tokens_per_s=round(1000 / float(np.median(lat)), 1), live_steps=len(lat))
+    log(f"live mode: 80 ms step in {np.median(lat):.2f} ms median, {np.percentile(lat, 95):.2f} ms p95 "
+        f"(~{1000 / np.median(lat):.0f} steps/s possible)")
+
+    gpu_bytes = getattr(engine, "gpu_memory_bytes", None)
+    if gpu_bytes is not None:
+        result["gpu_buffers_mib"] = round(gpu_bytes / 2**20, 1)
+    mem_after = nvidia_memory_used_mib()
+    if mem_before is not None and mem_after is not None:
+        result["nvidia_memory_used_delta_mib"] = mem_after - mem_before
+    log("memory: " + ", ".join(f"{k} {v}" for k, v in result.items() if "mib" in k) if any("mib" in k for k in result) else "memory: not reported by this engine")
+    return result
+
+
+def main_bench(args) -> int:
+    quiet = (lambda *a, **k: None) if args.json else print
+    result = run_bench(args.model, args.seconds, args.backend, args.delay_ms, args.live_steps, quiet)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,593 @@
+"""Fetching one file over HTTP(S) so that the result is either the exact file or a clear error.
+
+- Resumable: bytes go to `NAME.part`; a retry or a later run asks for the rest with a Range request. A
+  server that answers a resume with 200 (Range ignored) is handled by starting over, 416 by checking
+  whether the part is already whole, otherwise starting over.
+- Verified: the SHA-256 is computed while writing; the part is renamed to its final name only when the
+  hash matches. A mismatch fetches the file once more from scratch, then gives up with a clear error.
+- Never hangs: every socket operation has a timeout; retries back off (1, 2, 4 ... s) and stop.
+- Pause / cancel: `Control`, checked between chunks and during back-off.
+- Proxies: urllib's default ProxyHandler reads http_proxy / https_proxy / no_proxy from the environment.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+
+USER_AGENT = f"voxtral-desk/{__version__} (+python-urllib)"
+CHUNK = 1 << 18  # 256 KiB between cancel checks and progress updates
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+class ModelManagerError(Exception):
+    """Anything the model manager reports to the user: the message says what failed and what to do."""
+
+
+class DownloadError(ModelManagerError):
+    pass
+
+
+class Cancelled(DownloadError):
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message)
+
+
+class Unreachable(DownloadError):
+    """No connection to the server at all (offline, DNS, refused, proxy down)."""
+
+
+class DiskFull(DownloadError):
+    pass
+
+
+class HashMismatch(DownloadError):
+    pass
+
+
+class _Transient(Exception):
+    """A failure worth retrying (cut connection, timeout, 5xx)."""
+
+
+# --- pause / cancel -------------------------------------------------------------------------------
+
+class Control:
+    """Shared between the UI (or Ctrl-C handler) and the worker thread."""
+
+    def __init__(self):
+        self._cancel = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()  # wake a paused worker so it can see the cancel
+
+    def pause(self) -> None:
+        if not self._cancel.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def wait_while_paused(self) -> None:
+        while not self._running.wait(0.2):
+            pass
+        self.check()
+
+    def sleep(self, seconds: float) -> None:
+        """Back-off that a cancel interrupts at once."""
+        if self._cancel.wait(seconds):
+            raise Cancelled()
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def human_duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+@dataclass
+class Progress:
+    phase: str  # checking, downloading, paused, verifying, joining, converting, copying, done
+    file: str = ""
+    done: int = 0  # bytes, over the whole phase (all files of a download)
+    total: int | None = None
+    speed: float | None = None  # bytes per second, averaged over the last seconds
+    eta: float | None = None  # seconds left, when speed and total are known
+    note: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
+
+    def describe(self) -> str:
+        head = f"{self.phase} {self.file}".strip()
+        if self.total:
+            head += f": {human_bytes(self.done)} of {human_bytes(self.total)} ({100 * self.fraction:.0f}%)"
+        elif self.done:
+            head += f": {human_bytes(self.done)}"
+        if self.speed:
+            head += f", {human_bytes(self.speed)}/s"
+        if self.eta is not None:
+            head += f", {human_duration(self.eta)} left"
+        if self.note:
+            head += f" ({self.note})"
+        return head
+
+
+class RateMeter:
+    """Speed over a sliding window, so a stall shows quickly and one fast burst does not linger."""
+
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.window, self.clock = window, clock
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def reset(self) -> None:
+        self.samples.clear()
+
+    def add(self, done: int) -> None:
+        now = self.clock()
+        if self.samples and done < self.samples[-1][1]:
+            self.samples.clear()  # a restart from zero: old samples would give a negative speed
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+
+    def speed(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
+        return (b1 - b0) / (t1 - t0) if t1 - t0 >= 0.5 else None
+
+
+class ProgressTracker:
+    """Turns byte counts from the fetch loop into throttled `Progress` reports for one phase."""
+
+    def __init__(self, callback: Callable[[Progress], None] | None, interval: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
+        self.callback, self.interval, self.clock = callback, interval, clock
+        self.meter = RateMeter(clock=clock)
+        self.phase, self.file, self.total, self.note = "", "", None, ""
+        self.base = 0  # bytes of files finished in this phase
+        self.current = 0  # bytes of the file in progress
+        self._last = -1e9
+
+    def start(self, phase: str, total: int | None, file: str = "", done: int = 0) -> None:
+        self.phase, self.total, self.file, self.base, self.current, self.note = phase, total, file, done, 0, ""
+        self.meter.reset()
+        self.emit(force=True)
+
+    def set_file(self, file: str, note: str = "") -> None:
+        self.file, self.current, self.note = file, 0, note
+        self.emit(force=True)
+
+    def file_bytes(self, n: int) -> None:
+        self.current = n
+        self.emit()
+
+    def finish_file(self, size: int) -> None:
+        self.base += size
+        self.current = 0
+        self.emit(force=True)
+
+    def set_note(self, note: str, phase: str | None = None) -> None:
+        self.note = note
+        if phase:
+            self.phase = phase
+        if phase == "paused":
+            self.meter.reset()
+        self.emit(force=True)
+
+    def emit(self, force: bool = False) -> None:
+        done = self.base + self.current
+        self.meter.add(done)
+        now = self.clock()
+        if self.callback is None or (not force and now - self._last < self.interval):
+            return
+        self._last = now
+        speed = self.meter.speed() if self.phase != "paused" else None
+        eta = (self.total - done) / speed if speed and self.total and self.total >= done else None
+        self.callback(Progress(self.phase, self.file, done, self.total, speed, eta, self.note))
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6  # failures in a row without progress before giving up
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 30.0  # seconds for connect and for each read
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (failures - 1))
+
+
+@dataclass
+class RemoteInfo:
+    """What the server says about a file before we fetch it."""
+    url: str
+    size: int | None = None
+    sha256: str | None = None  # from X-Linked-Etag (Hugging Face LFS) or a SHA-256-shaped ETag
+    commit: str | None = None  # X-Repo-Commit: the commit a branch name resolved to
+    headers: dict = field(default_factory=dict)
+
+
+class _CaptureRedirects(urllib.request.HTTPRedirectHandler):
+    """Hugging Face puts the file's SHA-256 and size on the 302 from /resolve/ to its CDN; urllib would
+    drop those headers when it follows the redirect, so keep them."""
+
+    def __init__(self):
+        self.seen: list[http.client.HTTPMessage] = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.seen.append(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def published_sha256(headers_list) -> str | None:
+    for headers in headers_list:
+        for key in ("X-Linked-Etag", "ETag"):
+            value = headers.get(key)
+            if value:
+                value = value.strip()
+                value = value[2:] if value.startswith("W/") else value
+                value = value.strip('"').lower()
+                if SHA256_HEX.match(value):
+                    return value
+    return None
+
+
+def _header(headers_list, key: str) -> str | None:
+    for headers in headers_list:
+        if headers.get(key):
+            return headers.get(key)
+    return None
+
+
+def _open(url: str, *, method: str = "GET", offset: int = 0, timeout: float):
+    capture = _CaptureRedirects()
+    # build_opener adds the default ProxyHandler, which reads the proxy environment variables.
+    opener = urllib.request.build_opener(capture)
+    req = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    resp = opener.open(req, timeout=timeout)
+    return resp, capture.seen + [resp.headers]
+
+
+def _host(url: str) -> str:
+    return urllib.request.urlparse(url).netloc or url
+
+
+def _connect_failure(url: str, reason: object) -> Unreachable:
+    proxy = os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY") or os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")
+    via = f" through the proxy {proxy}" if proxy else ""
+    return Unreachable(
+        f"cannot reach {_host(url)}{via}: {reason}. You seem to be offline, or a firewall or proxy blocks the "
+        "connection. Check the network (and the https_proxy / no_proxy settings), then retry; a partial "
+        "download resumes where it stopped. Or import a model file you already have (models import PATH).")
+
+
+def _is_connect_failure(reason: object) -> bool:
+    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or (
+        isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED))
+
+
+def _http_error(e: urllib.error.HTTPError, url: str, file: str) -> Exception:
+    code = e.code
+    if code in (404, 410):
+        return DownloadError(f"{file}: not found on the server (HTTP {code}) at {url}. The catalog entry may be out of "
+                             "date: update Voxtral Desk, or download the model yourself and import it.")
+    if code in (401, 403):
+        return DownloadError(f"{file}: the server refused access (HTTP {code}) at {url}. The model may need you to log in "
+                             "or accept its licence on the website: download it in a browser and import it.")
+    if code in (408, 425, 429) or code >= 500:
+        return _Transient(f"the server answered HTTP {code} {e.reason}")
+    return DownloadError(f"{file}: the server answered HTTP {code} {e.reason} at {url}.")
+
+
+def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = None) -> RemoteInfo:
+    """HEAD the URL (following redirects) for size, published SHA-256 and commit. Retries like a download."""
+    control = control or Control()
+    failures = 0
+    while True:
+        control.check()
+        try:
+            resp, headers = _open(url, method="HEAD", timeout=policy.timeout)
+            resp.close()
+            size = _header(headers[:-1], "X-Linked-Size") or headers[-1].get("Content-Length")
+            return RemoteInfo(url, int(size) if size and size.isdigit() else None, published_sha256(headers),
+                              _header(headers, "X-Repo-Commit"), dict(headers[-1].items()))
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code == 405:  # HEAD not allowed: learn it from the GET later
+                return RemoteInfo(url)
+            err = _http_error(e, url, file)
+        except urllib.error.URLError as e:
+            if _is_connect_failure(e.reason):
+                raise _connect_failure(url, e.reason) from None
+            if isinstance(e.reason, ssl.SSLError):
+                raise DownloadError(f"secure connection to {_host(url)} failed: {e.reason}. A proxy may be intercepting HTTPS.") from None
+            err = _Transient(str(e.reason))
+        except (TimeoutError, socket.timeout):
+            err = _Transient(f"no answer within {policy.timeout:g} s")
+        except (ConnectionError, http.client.HTTPException) as e:
+            err = _Transient(f"connection lost ({e.__class__.__name__})")
+        if not isinstance(err, _Transient):
+            raise err
+        failures += 1
+        if failures >= policy.attempts:
+            raise DownloadError(f"{file}: {err} at {url}, {failures} times. Check the connection and retry.")
+        control.sleep(policy.delay(failures))
+
+
+# --- the file on disk -----------------------------------------------------------------------------
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk holding `path` (its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _open_part(path: Path, offset: int):
+    """The part file, positioned at `offset` and cut there (bytes past it are not trusted)."""
+    f = open(path, "r+b" if path.exists() else "w+b")
+    f.truncate(offset)
+    f.seek(offset)
+    return f
+
+
+def _disk_error(e: OSError, path: Path) -> DownloadError:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        try:
+            free = f" ({human_bytes(free_bytes(path.parent))} free)"
+        except OSError:
+            free = ""
+        return DiskFull(f"the disk is full while writing {path.name} in {path.parent}{free}. Free some space or choose "
+                        "another models folder, then retry: the download resumes where it stopped.")
+    return DownloadError(f"cannot write {path}: {e.strerror or e}. Choose another models folder or check its permissions.")
+
+
+def hash_file(path: Path, upto: int | None = None, control: Control | None = None,
+              on_bytes: Callable[[int], None] | None = None) -> hashlib._Hash:
+    h = hashlib.sha256()
+    left = upto
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            block = f.read(1 << 22 if left is None else min(1 << 22, left))
+            if not block:
+                break
+            h.update(block)
+            if left is not None:
+                left -= len(block)
+            if control:
+                control.check()
+            if on_bytes:
+                on_bytes(len(block))
+    return h
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """'bytes 100-199/1000' -> (100, 1000); 'bytes */1000' -> (None, 1000)."""
+    m = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+class _Digest:
+    """SHA-256 of part[0:upto], kept in step with the bytes written, so a whole file needs no second read."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.h, self.upto = hashlib.sha256(), 0
+
+    def catch_up(self, part: Path, offset: int, control: Control) -> None:
+        """Make the hash cover part[0:offset] (a resume from an earlier run, or after a restart)."""
+        if self.upto != offset:
+            self.reset()
+            if offset:
+                self.h, self.upto = hash_file(part, offset, control), offset
+
+    def update(self, block: bytes) -> None:
+        self.h.update(block)
+        self.upto += len(block)
+
+
+def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: Control,
+                   tracker: ProgressTracker, policy: RetryPolicy) -> tuple[str, int]:
+    """Bring `part` to the whole file; returns (sha256 hex, size). Resumes from what `part` holds."""
+    digest = _Digest()
+    failures, total_failures, any_bytes = 0, 0, False
+    while True:
+        control.wait_while_paused()
+        offset = part.stat().st_size if part.exists() else 0
+        if size is not None and offset > size:
+            offset = 0  # longer than the file can be: not ours to trust
+        digest.catch_up(part, offset, control)
+        if size is not None and offset == size and offset > 0:
+            return digest.h.hexdigest(), offset
+        tracker.file_bytes(offset)
+        err: Exception
+        try:
+            resp, headers = _open(url, offset=offset, timeout=policy.timeout)
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code == 416 and offset:
+                _, total = _content_range(e.headers.get("Content-Range"))
+                if total == offset and (size is None or size == offset):
+                    return digest.h.hexdigest(), offset  # the part already holds the whole file
+                _open_part(part, 0).close()  # our part does not fit the file: start over
+                total_failures += 1
+                if total_failures > 3 * policy.attempts:
+                    raise DownloadError(f"{file}: the server keeps refusing the requested range (HTTP 416) at {url}.")
+                continue
+            err = _http_error(e, url, file)
+            if not isinstance(err, _Transient):
+                raise err
+        except urllib.error.URLError as e:
+            if _is_connect_failure(e.reason) and not any_bytes:
+                raise _connect_failure(url, e.reason) from None
+            if isinstance(e.reason, ssl.SSLError):
+                raise DownloadError(f"secure connection to {_host(url)} failed: {e.reason}. A proxy may be intercepting HTTPS.") from None
+            err = _Transient(str(e.reason))
+        except (TimeoutError, socket.timeout):
+            err = _Transient(f"no answer within {policy.timeout:g} s")
+        except (ConnectionError, http.client.HTTPException) as e:
+            err = _Transient(f"connection lost ({e.__class__.__name__})")
+        else:
+            with resp:
+                try:
+                    got = _receive(resp, part, file, offset, size, digest, control, tracker)
+                    if got is None:  # paused: reconnect with a Range request once resumed
+                        continue
+                    return got
+                except _Transient as e:
+                    err = e
+                except (TimeoutError, socket.timeout):
+                    err = _Transient(f"the server stopped sending for {policy.timeout:g} s")
+                except (ConnectionError, http.client.HTTPException, ssl.SSLError) as e:
+                    err = _Transient(f"connection lost ({e.__class__.__name__})")
+        # A retry. Failures reset when bytes arrived, so a flaky but working line still finishes.
+        if (part.stat().st_size if part.exists() else 0) > offset:
+            any_bytes, failures = True, 0
+        failures += 1
+        total_failures += 1
+        if failures >= policy.attempts or total_failures > 20 * policy.attempts:
+            raise DownloadError(f"{file}: download failed: {err} ({failures} tries in a row) from {_host(url)}. "
+                                "Check the connection and retry; the download resumes where it stopped.")
+        tracker.set_note(f"{err}; retrying in {policy.delay(failures):g} s")
+        control.sleep(policy.delay(failures))
+        tracker.set_note("")
+
+
+def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest: _Digest,
+             control: Control, tracker: ProgressTracker) -> tuple[str, int] | None:
+    """Write the body to the part file. Returns (sha256, size) when whole, None when paused."""
+    length = resp.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if resp.status == 206:
+        start, total = _content_range(resp.headers.get("Content-Range"))
+        if start != offset:
+            raise _Transient(f"the server sent a different range than asked (from {start}, not {offset})")
+        if size is not None and total is not None and total != size:
+            raise DownloadError(f"{file}: the server now has {total} bytes, expected {size}. The file changed upstream; "
+                                "update Voxtral Desk or import the model yourself.")
+        end = offset + length if length is not None else total
+    elif resp.status == 200:
+        if offset:  # the server ignored our Range: take the whole file again from the start
+            offset = 0
+            digest.reset()
+        end = length
+    else:
+        raise _Transient(f"unexpected HTTP {resp.status}")
+    if size is not None and end is not None and end != size:
+        raise DownloadError(f"{file}: the server sends {end} bytes, expected {size}. The file changed upstream; "
+                            "update Voxtral Desk or import the model yourself.")
+    try:
+        f = _open_part(part, offset)
+    except OSError as e:
+        raise _disk_error(e, part) from None
+    pos = offset
+    with f:
+        while True:
+            if control.paused:  # drop the connection while paused; the resume asks for the rest
+                tracker.set_note("paused", phase="paused")
+                control.wait_while_paused()
+                tracker.set_note("", phase="downloading")
+                return None
+            control.check()
+            block = resp.read(CHUNK)
+            if not block:
+                break
+            if size is not None and pos + len(block) > size:
+                f.truncate(0)
+                digest.reset()
+                raise _Transient(f"the server sent more than the expected {size} bytes")
+            try:
+                f.write(block)
+                f.flush()  # so an error shows up here, for this block, not later for several
+            except OSError as e:
+                f.truncate(pos)  # keep only whole, known-good bytes for the resume
+                raise _disk_error(e, part) from None
+            digest.update(block)
+            pos += len(block)
+            tracker.file_bytes(pos)
+        try:
+            os.fsync(f.fileno())
+        except OSError as e:
+            raise _disk_error(e, part) from None
+    if end is not None and pos < end:
+        raise _Transient(f"the connection was cut after {pos} of {end} bytes")
+    return digest.h.hexdigest(), pos
+
+
+def download_file(url: str, dest: Path, *, sha256: str, size: int | None, control: Control,
+                  tracker: ProgressTracker, policy: RetryPolicy) -> int:
+    """Fetch `url` to `dest` through `dest.part`; `dest` appears only with the right SHA-256.
+    A wrong hash discards the part and fetches once more; a second wrong hash is an error.
+    Returns the size."""
+    part = dest.with_name(dest.name + ".part")
+    for round_ in (1, 2):
+        digest, got_size = _fetch_to_part(url, part, dest.name, size, control, tracker, policy)
+        if digest == sha256:
+            part.replace(dest)
+            return got_size
+        part.unlink(missing_ok=True)
+        if round_ == 1:
+            tracker.set_note("checksum mismatch, fetching again")
+    raise HashMismatch(f"{dest.name}: downloaded twice, and both times its SHA-256 ({digest}) differs from the expected "
+                       f"{sha256}. The server or something between (a proxy) sends damaged data. Nothing was installed; "
+                       "retry later, or download the model another way and import it.")
