@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the one-folder Linux bundle and its archive:
 #   dist/voxtral-desk/                                  the bundle (run dist/voxtral-desk/voxtral-desk)
-#   dist/voxtral-desk-<version>-linux-x86_64.tar.gz     bundle + .desktop file + icon + install.sh
+#   dist/voxtral-desk-<version>-linux-<arch>.tar.gz     bundle + .desktop file + icon + install.sh
 # Usage: packaging/build_linux.sh [--python PATH]   (default: .venv/bin/python, else python3)
 # The Python environment needs Voxtral Desk's dependencies and PyInstaller (pip install -e ".[package]").
 set -euo pipefail
@@ -23,7 +23,7 @@ VERSION=$("$PYTHON" -c 'import re, pathlib; print(re.search(r"__version__ = \"([
 ARCH=$(uname -m)
 NAME="$APP-$VERSION-linux-$ARCH"
 BUNDLE="dist/$APP"
-ICON=resources/voxtral-desk.png
+ICON=resources/voxtral-desk.svg
 
 start=$(date +%s)
 echo "== PyInstaller ($("$PYTHON" -m PyInstaller --version)), Voxtral Desk $VERSION"
@@ -41,7 +41,7 @@ STAGE="build/archive/$NAME"
 rm -rf "build/archive" && mkdir -p "$STAGE"
 cp -a "$BUNDLE" "$STAGE/$APP"
 cp packaging/linux/voxtral-desk.desktop "$STAGE/"
-cp "$ICON" "$STAGE/voxtral-desk.png"
+cp "$ICON" "$STAGE/voxtral-desk.svg"
 cp packaging/linux/install.sh "$STAGE/install.sh"
 chmod +x "$STAGE/install.sh"
 tar -C build/archive -czf "dist/$NAME.tar.gz" "$NAME"

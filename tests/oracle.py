@@ -87,19 +87,22 @@ def hf_state_dict(cfg: ModelConfig, weights) -> dict[str, torch.Tensor]:
 
 
 class HFOracle:
-    def __init__(self, model):
-        """model: a loader.Model (original layout or GGUF)."""
+    def __init__(self, model, device: str = "cpu"):
+        """model: a loader.Model (original layout or GGUF). float32 on `device` (full size fits a big GPU)."""
         self.cfg = model.config
+        self.device = device
         torch.manual_seed(0)
-        self.model = VoxtralRealtimeForConditionalGeneration(hf_config(self.cfg)).float().eval()
+        with torch.device(device):
+            self.model = VoxtralRealtimeForConditionalGeneration(hf_config(self.cfg)).float().eval()
         missing, unexpected = self.model.load_state_dict(hf_state_dict(self.cfg, model.weights), strict=False)
         assert not unexpected and all("inv_freq" in k for k in missing), (missing, unexpected)
-        self.model.model.time_embedding.inv_freq.copy_(torch.exp(
+        self.model.model.time_embedding.inv_freq.copy_(torch.exp(  # buffer, not in the state dict
             -np.log(10000.0) * torch.arange(self.cfg.decoder.dim // 2).float() / (self.cfg.decoder.dim // 2)))
         self.features = VoxtralRealtimeFeatureExtractor(feature_size=self.cfg.encoder.n_mels)
 
     def mel(self, padded_audio: np.ndarray) -> torch.Tensor:
-        return self.features(padded_audio, sampling_rate=self.cfg.audio.sampling_rate, return_tensors="pt").input_features
+        mel = self.features(padded_audio, sampling_rate=self.cfg.audio.sampling_rate, return_tensors="pt").input_features
+        return mel.to(self.device)
 
     @torch.no_grad()
     def run(self, padded_audio: np.ndarray, prompt: list[int], n_delay: int) -> dict[str, np.ndarray]:
@@ -108,14 +111,22 @@ class HFOracle:
         conv = m.model.audio_tower.embedder(mel)[0]
         encoder = m.model.audio_tower(input_features=mel).last_hidden_state[0]
         adapter = m.model.get_audio_features(input_features=mel).pooler_output[0]
-        ids = m.generate(input_features=mel, input_ids=torch.tensor([prompt]), num_delay_tokens=n_delay,
-                         do_sample=False, attention_mask=torch.ones(1, len(prompt), dtype=torch.long))[0]
+        prompt_ids = torch.tensor([prompt], device=self.device)
+        ids = m.generate(input_features=mel, input_ids=prompt_ids, num_delay_tokens=n_delay, do_sample=False,
+                         attention_mask=torch.ones_like(prompt_ids))[0]
         n_tokens = mel.shape[-1] // self.cfg.audio.mel_frames_per_token
-        full = torch.full((1, n_tokens), int(ids[-1]))
-        full[0, : len(ids)] = ids
-        logits = m(input_ids=full, input_features=mel, num_delay_tokens=n_delay).logits[0, : len(ids) - 1]
-        return {"mel": mel[0].numpy(), "conv": conv.numpy(), "encoder": encoder.numpy(), "adapter": adapter.numpy(),
-                "logits": logits.numpy(), "generated": ids[len(prompt):].numpy()}
+        logits = self.teacher_forced_logits(mel, ids.tolist(), n_delay)
+        return {"mel": mel[0].cpu().numpy(), "conv": conv.cpu().numpy(), "encoder": encoder.cpu().numpy(),
+                "adapter": adapter.cpu().numpy(), "logits": logits, "generated": ids[len(prompt):].cpu().numpy()}
+
+    @torch.no_grad()
+    def teacher_forced_logits(self, mel: torch.Tensor, ids: list[int], n_delay: int) -> np.ndarray:
+        """Logits at positions 0 .. len(ids)-2 with the given input ids (prompt + generated)."""
+        n_tokens = mel.shape[-1] // self.cfg.audio.mel_frames_per_token
+        full = torch.full((1, n_tokens), ids[-1], device=self.device)
+        full[0, : len(ids)] = torch.tensor(ids, device=self.device)
+        logits = self.model(input_ids=full, input_features=mel, num_delay_tokens=n_delay).logits[0, : len(ids) - 1]
+        return logits.float().cpu().numpy()
 
 
 def load_hf_json(path: Path) -> dict:

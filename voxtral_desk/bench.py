@@ -113,7 +113,9 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
 
 def main_bench(args) -> int:
     quiet = (lambda *a, **k: None) if args.json else print
-    result = run_bench(args.model, args.seconds, args.backend, args.delay_ms, args.live_steps, quiet)
+    from .cli import resolve_model
+
+    result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0

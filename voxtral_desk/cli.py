@@ -35,13 +35,26 @@ class ProgressBar:
         self(done / total if total else 1.0)
 
 
+def resolve_model(path: str | None) -> str:
+    """--model, or the model manager's default model."""
+    if path:
+        return path
+    from .models.store import ModelStore
+
+    model = ModelStore().default()
+    if model is None:
+        raise ModelFileError("no model installed: run `voxtral-desk models download voxtral-mini-4b-realtime-q4`, "
+                             "`voxtral-desk models import PATH`, or pass --model PATH")
+    return str(model.path)
+
+
 def cmd_transcribe(args) -> int:
     from .pipeline import open_session, transcribe_file
 
     if args.output and len(args.audio) > 1 and not Path(args.output).is_dir():
         print("error: with several audio files, -o must name an existing folder", file=sys.stderr)
         return 2
-    session = open_session(args.model, args.backend, args.delay_ms)
+    session = open_session(resolve_model(args.model), args.backend, args.delay_ms)
     if args.backend == "gpu":
         print(f"engine: {session.engine.name}", file=sys.stderr)
     failures = 0
@@ -99,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="voxtral-desk", description="Local streaming speech-to-text with Voxtral Realtime.")
     sub = p.add_subparsers(dest="command")
+    from .models.cli import register as register_models
+
+    register_models(sub)
 
     progress = argparse.ArgumentParser(add_help=False)
     progress.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -106,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", parents=[progress], help="transcribe audio files")
     t.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3; any rate or channels)")
-    t.add_argument("--model", required=True, help="GGUF file, shard folder, or original checkpoint folder")
+    t.add_argument("--model", help="GGUF file, shard folder, or original checkpoint folder (default: the model manager's default)")
     t.add_argument("--backend", choices=BACKENDS, default="gpu")
     t.add_argument("--delay-ms", type=int, default=None, help="transcription delay, a multiple of 80 (default: the model's, 480)")
     t.add_argument("--format", choices=FORMATS, default="txt")
@@ -121,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_convert)
 
     b = sub.add_parser("bench", help="measure engine speed: load, encoder, prefill, decode, live steps, RTF")
-    b.add_argument("--model", required=True)
+    b.add_argument("--model", help="model to measure (default: the model manager's default)")
     b.add_argument("--seconds", type=float, default=16.0, help="length of the synthetic clip")
     b.add_argument("--backend", choices=BACKENDS, default="gpu")
     b.add_argument("--delay-ms", type=int, default=None)

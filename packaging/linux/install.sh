@@ -3,7 +3,7 @@
 #   ~/.local/lib/voxtral-desk/                              the application
 #   ~/.local/bin/voxtral-desk                               a link to it, for the command line
 #   ~/.local/share/applications/voxtral-desk.desktop       the menu entry
-#   ~/.local/share/icons/hicolor/<size>/apps/voxtral-desk.png
+#   ~/.local/share/icons/hicolor/scalable/apps/voxtral-desk.svg
 # Usage: ./install.sh [--prefix DIR] [--uninstall]      (DIR defaults to ~/.local)
 # Models (~/.local/share/voxtral-desk) and settings (~/.config/voxtral-desk) are never touched.
 set -euo pipefail
@@ -26,13 +26,16 @@ DESKTOP="$PREFIX/share/applications/$APP.desktop"
 ICONS="$PREFIX/share/icons/hicolor"
 
 refresh_caches() {
-  command -v update-desktop-database >/dev/null && update-desktop-database -q "$PREFIX/share/applications" || true
-  command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$ICONS" 2>/dev/null || true
+  # Desktops pick up new menu entries and icons by themselves. Only an icon cache that already exists
+  # (another installer made it) must be refreshed; none is created, so uninstalling leaves nothing.
+  if [ -f "$ICONS/icon-theme.cache" ] && command -v gtk-update-icon-cache >/dev/null; then
+    gtk-update-icon-cache -q -f -t "$ICONS" 2>/dev/null || true
+  fi
 }
 
 if [ "$ACTION" = uninstall ]; then
   rm -rf "$LIBDIR"
-  rm -f "$DESKTOP" "$ICONS"/*/apps/$APP.png
+  rm -f "$DESKTOP" "$ICONS/scalable/apps/$APP.svg"
   if [ -L "$BIN" ]; then rm -f "$BIN"; fi
   refresh_caches
   echo "Voxtral Desk removed. Models and settings were kept: ~/.local/share/$APP, ~/.config/$APP"
@@ -49,10 +52,8 @@ rm -rf "$LIBDIR"
 mv "$LIBDIR.new" "$LIBDIR"
 ln -sfn "$LIBDIR/$APP" "$BIN"
 
-# Icon, in the size folder its PNG header says (width: big-endian bytes 16..19).
-size=$(od -An -tu1 -j16 -N4 "$HERE/$APP.png" | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')
-mkdir -p "$ICONS/${size}x${size}/apps"
-cp "$HERE/$APP.png" "$ICONS/${size}x${size}/apps/$APP.png"
+mkdir -p "$ICONS/scalable/apps"
+cp "$HERE/$APP.svg" "$ICONS/scalable/apps/$APP.svg"
 
 # Menu entry, starting the installed binary by its full path (~/.local/bin is not always on the
 # desktop session's PATH).
@@ -69,8 +70,8 @@ case ":$PATH:" in *":$PREFIX/bin:"*) ;; *) echo "  note: $PREFIX/bin is not on y
 have_lib() { /sbin/ldconfig -p 2>/dev/null | grep -q "$1" || ldconfig -p 2>/dev/null | grep -q "$1"; }
 missing=()
 have_lib libvulkan.so.1 || missing+=("the Vulkan loader (Debian/Ubuntu: libvulkan1, Fedora: vulkan-loader)")
-ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
-  || missing+=("a Vulkan driver (your GPU's, or Mesa's: Debian/Ubuntu mesa-vulkan-drivers, Fedora mesa-vulkan-drivers)")
+have_icd() { for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do [ -e "$f" ] && return 0; done; return 1; }
+have_icd || missing+=("a Vulkan driver (your GPU's, or Mesa's: Debian/Ubuntu mesa-vulkan-drivers, Fedora mesa-vulkan-drivers)")
 have_lib libportaudio.so.2 || missing+=("PortAudio for the microphone (Debian/Ubuntu: libportaudio2, Fedora: portaudio)")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Missing system libraries:"

@@ -93,11 +93,11 @@ class X11HotkeyListener(threading.Thread):
         self.display_name = display_name
         self.ready = threading.Event()  # set once the grab is in place (or failed)
         self.error: str | None = None
-        self._stop = threading.Event()
+        self._quit = threading.Event()
         self._queue: deque = deque()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._quit.set()
         if self.is_alive():
             self.join(timeout=2)
 
@@ -131,7 +131,12 @@ class X11HotkeyListener(threading.Thread):
             if catch.get_error():
                 return self._fail(f"{self.hotkey} is already used by another application; choose another hotkey")
             self.ready.set()
-            self._loop(d, keycode, X)
+            try:
+                self._loop(d, keycode, mask, X)
+            except Exception as e:  # the X connection went away: say so, the window keeps working
+                log.exception("hotkey listener stopped")
+                self.error = f"the hotkey stopped working ({e})"
+                self.on_error(self.error)
         finally:
             try:
                 d.close()  # closing the connection releases the grabs
@@ -139,9 +144,10 @@ class X11HotkeyListener(threading.Thread):
                 pass
 
     def _fail(self, message: str) -> None:
+        # Start-up failures are returned by HotkeyManager.start(); no signal from here, as the manager
+        # that asked may already be gone when a thread would deliver it.
         self.error = message
         self.ready.set()
-        self.on_error(message)
 
     @staticmethod
     def _num_lock_mask(d, X, XK) -> int:
@@ -158,16 +164,18 @@ class X11HotkeyListener(threading.Thread):
     def _pending(self, d) -> bool:
         return bool(self._queue) or d.pending_events() > 0
 
-    def _loop(self, d, keycode: int, X) -> None:
+    def _loop(self, d, keycode: int, mask: int, X) -> None:
         held = False
-        while not self._stop.is_set():
+        # Lock keys (Caps, Num) may be on; the other modifiers must be exactly the hotkey's.
+        relevant = X.ShiftMask | X.ControlMask | X.Mod1Mask | X.Mod4Mask
+        while not self._quit.is_set():
             if not self._pending(d):
                 select.select([d], [], [], 0.1)
                 continue
             e = self._next(d)
             if e.type == X.MappingNotify:
                 d.refresh_keyboard_mapping(e)
-            elif e.type == X.KeyPress and e.detail == keycode and not held:
+            elif e.type == X.KeyPress and e.detail == keycode and not held and e.state & relevant == mask:
                 held = True
                 self.on_press()
             elif e.type == X.KeyRelease and held:
@@ -220,7 +228,9 @@ class HotkeyManager(QObject):
         if wait:
             self._listener.ready.wait(3)
             if self._listener.error:
-                return f"Hotkey: {self._listener.error}"
+                message = f"Hotkey: {self._listener.error}"
+                self.stop()
+                return message
         return None
 
     def stop(self) -> None:
@@ -239,7 +249,7 @@ class TextInjector(QObject):
     def __init__(self, support: PlatformSupport | None = None, parent=None):
         super().__init__(parent)
         self.support = support or platform_support()
-        self._process: QProcess | None = None
+        self._processes: list[QProcess] = []
         self._saved: QMimeData | None = None
         self._pasted_text = ""
 
@@ -266,8 +276,13 @@ class TextInjector(QObject):
             self.finished.emit(f"Unknown injection mode {mode!r}.")
 
     def _run(self, args: list[str], success: str, restore: bool = False) -> None:
-        process = QProcess(self)
-        self._process = process
+        # QProcess runs xdotool without blocking the UI. Python owns each process (no Qt parent) and
+        # drops it once it has finished, outside its own signal handlers.
+        process = QProcess()
+        self._processes.append(process)
+
+        def forget():
+            QTimer.singleShot(0, lambda: self._processes.remove(process) if process in self._processes else None)
 
         def finished(code, _status):
             if restore:
@@ -277,14 +292,14 @@ class TextInjector(QObject):
             else:
                 err = bytes(process.readAllStandardError()).decode(errors="replace").strip()
                 self.finished.emit(f"xdotool failed ({err or f'exit code {code}'}); the text is in the window.")
-            process.deleteLater()
+            forget()
 
         def error(err):
             if err == QProcess.FailedToStart:  # no finished() follows in that case
                 if restore:
                     self._restore_clipboard()
                 self.finished.emit("xdotool could not be started; the text is in the window.")
-                process.deleteLater()
+                forget()
 
         process.finished.connect(finished)
         process.errorOccurred.connect(error)

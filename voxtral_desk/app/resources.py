@@ -3,7 +3,6 @@ checkout, an editable install and a PyInstaller bundle (which unpacks data under
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -24,10 +23,10 @@ def resource_path(name: str) -> Path:
     return resources_dir() / name
 
 
-@lru_cache(maxsize=None)
 def icon(name: str) -> QIcon:
     """QIcon for resources/<name>.svg (or .png). If the file is missing (a packaging mistake), a plain
-    coloured disc is drawn instead so that the tray never shows an empty slot."""
+    coloured disc is drawn instead so that the tray never shows an empty slot. Not cached: QIcon loads
+    lazily, and Qt objects kept in module globals would outlive the QApplication at exit."""
     for ext in (".svg", ".png"):
         path = resource_path(name + ext)
         if path.is_file():

@@ -30,6 +30,7 @@ def data_dir() -> Path:
 @dataclass
 class Settings:
     model_path: str = ""  # "" = not chosen yet: the model manager's default, or the first-run prompt
+    models_dir: str = ""  # the model manager's folder; "" = its default under the data folder
     backend: str = "gpu"
     delay_ms: int = 480
     input_device: str = ""  # device name; "" = the system default input

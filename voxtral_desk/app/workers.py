@@ -227,6 +227,7 @@ class DictationThread(QThread):
                         device_error = (f"The microphone “{cap.device_name}” stopped delivering audio "
                                         "(unplugged, muted by the system, or taken by another program?).")
                         break
+                    self._emit_stats()  # no new audio is silence: let the level meter fall
                     self._stop.wait(POLL_SECONDS)
                 # Stop: let the device hand over what it already recorded, then transcribe every sample.
                 cap.stop()
@@ -327,6 +328,9 @@ class FileThread(QThread):
     def run(self) -> None:
         from ..pipeline import Cancelled, transcribe_file
 
+        if not Path(self.path).is_file():
+            self.failed.emit("File not found (moved or deleted?)")
+            return
         try:
             duration, _, _ = audio_info(self.path)
             self.info.emit(float(duration))

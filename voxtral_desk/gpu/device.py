@@ -51,10 +51,14 @@ class GPUDevice:
 
     @property
     def adapter_summary(self) -> str:
+        return self.describe(self.has_subgroups)
+
+    def describe(self, subgroups: bool) -> str:
+        """One line for the user: adapter, backend, type, whether subgroup kernels run, and a plain
+        warning when it is a software adapter."""
         kind = self.info.get("adapter_type", "Unknown")
         text = f"{self.name} via {self.info.get('backend_type', '?')} ({kind}"
-        text += ", subgroups" if self.has_subgroups else ", no subgroups"
-        text += ")"
+        text += ", subgroups)" if subgroups else ", no subgroups)"
         if self.is_software:
             text += " - software rendering on the CPU: no GPU adapter was found, so this works but slowly"
         return text
@@ -63,6 +67,10 @@ class GPUDevice:
 def _is_software(info: dict) -> bool:
     name = f"{info.get('device', '')} {info.get('description', '')}".lower()
     return info.get("adapter_type") == "CPU" or any(s in name for s in _SOFTWARE_NAMES)
+
+
+def _search_text(info: dict) -> str:
+    return f"{info.get('device', '')} {info.get('backend_type', '')} {info.get('adapter_type', '')}"
 
 
 def _rank(adapter) -> tuple:
@@ -76,8 +84,9 @@ def list_adapters() -> list:
 
 
 def open_device(adapter_name: str | None = None, use_subgroups: bool | None = None) -> GPUDevice:
-    """Open the best adapter (or the first whose name contains `adapter_name`). Subgroups are used when
-    offered unless `use_subgroups` is False."""
+    """Open the best adapter, or the best whose "device backend type" description contains
+    `adapter_name` (e.g. "NVIDIA", "OpenGL"). Subgroups are used when offered unless `use_subgroups`
+    is False."""
     try:
         adapters = list_adapters()
         if not adapters:
@@ -86,7 +95,7 @@ def open_device(adapter_name: str | None = None, use_subgroups: bool | None = No
     except Exception as e:  # the wgpu-native library or the loader itself failed
         raise GPUUnavailableError(f"cannot enumerate GPU adapters: {e}") from None
     if adapter_name:
-        adapters = [a for a in adapters if adapter_name.lower() in str(a.info.get("device", "")).lower()]
+        adapters = [a for a in adapters if adapter_name.lower() in _search_text(a.info).lower()]
     if not adapters:
         what = f" matching {adapter_name!r}" if adapter_name else ""
         raise GPUUnavailableError(f"no GPU adapter{what} found; install a Vulkan driver (e.g. mesa-vulkan-drivers)")

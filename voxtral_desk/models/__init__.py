@@ -2,7 +2,8 @@
 of installed models (download / import / verify / remove). Engine-free and Qt-free; the dialog lives
 in voxtral_desk.app.model_dialog."""
 from .catalog import Catalog, CatalogError, CatalogModel, load_catalog
-from .download import Cancelled, Control, DiskFull, DownloadError, HashMismatch, ModelManagerError, Progress, Unreachable
+from .download import (Cancelled, Control, DiskFull, DownloadError, HashMismatch, ModelManagerError, Progress,
+                       Unreachable)
 from .store import InstalledModel, ModelStore, StoreError, VerifyResult, default_models_dir
 
 __all__ = [

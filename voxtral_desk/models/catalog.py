@@ -143,7 +143,8 @@ def parse_catalog(data: dict, source: str = "<memory>") -> Catalog:
             files=files, default=bool(raw.get("default", False)), approx_size=raw.get("approx_size"),
             homepage=str(raw.get("homepage", "")), license=str(raw.get("license", "")), post=post,
             join_output=join.get("output"), join_parts=tuple(join.get("parts", ())),
-            convert_output_size=convert.get("approx_output_size"), convert_shard_mb=int(convert.get("shard_size_mb", 512)),
+            convert_output_size=convert.get("approx_output_size"),
+            convert_shard_mb=int(convert.get("shard_size_mb", 512)),
             params=params))
     # The default model comes first, so lists and "the model to use" agree.
     models.sort(key=lambda m: not m.default)

@@ -23,9 +23,10 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -255,19 +256,13 @@ class RemoteInfo:
     size: int | None = None
     sha256: str | None = None  # from X-Linked-Etag (Hugging Face LFS) or a SHA-256-shaped ETag
     commit: str | None = None  # X-Repo-Commit: the commit a branch name resolved to
-    headers: dict = field(default_factory=dict)
 
 
-class _CaptureRedirects(urllib.request.HTTPRedirectHandler):
-    """Hugging Face puts the file's SHA-256 and size on the 302 from /resolve/ to its CDN; urllib would
-    drop those headers when it follows the redirect, so keep them."""
-
-    def __init__(self):
-        self.seen: list[http.client.HTTPMessage] = []
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """For probes: hand 3xx answers back as HTTPError so their headers can be read."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        self.seen.append(headers)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        return None
 
 
 def published_sha256(headers_list) -> str | None:
@@ -290,15 +285,17 @@ def _header(headers_list, key: str) -> str | None:
     return None
 
 
-def _open(url: str, *, method: str = "GET", offset: int = 0, timeout: float):
-    capture = _CaptureRedirects()
-    # build_opener adds the default ProxyHandler, which reads the proxy environment variables.
-    opener = urllib.request.build_opener(capture)
+def _request(url: str, method: str, offset: int = 0) -> urllib.request.Request:
     req = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
     if offset:
         req.add_header("Range", f"bytes={offset}-")
-    resp = opener.open(req, timeout=timeout)
-    return resp, capture.seen + [resp.headers]
+    return req
+
+
+def _open(url: str, *, offset: int = 0, timeout: float):
+    # build_opener adds the default ProxyHandler, which reads the proxy environment variables, and
+    # follows redirects (Hugging Face sends /resolve/ to its CDN); the Range header goes along.
+    return urllib.request.build_opener().open(_request(url, "GET", offset), timeout=timeout)
 
 
 def _host(url: str) -> str:
@@ -306,12 +303,17 @@ def _host(url: str) -> str:
 
 
 def _connect_failure(url: str, reason: object) -> Unreachable:
-    proxy = os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY") or os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")
+    names = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")
+    proxy = next((os.environ[v] for v in names if os.environ.get(v)), "")
     via = f" through the proxy {proxy}" if proxy else ""
     return Unreachable(
         f"cannot reach {_host(url)}{via}: {reason}. You seem to be offline, or a firewall or proxy blocks the "
         "connection. Check the network (and the https_proxy / no_proxy settings), then retry; a partial "
         "download resumes where it stopped. Or import a model file you already have (models import PATH).")
+
+
+def _tls_failure(url: str, reason: object) -> DownloadError:
+    return DownloadError(f"secure connection to {_host(url)} failed: {reason}. A proxy may be intercepting HTTPS.")
 
 
 def _is_connect_failure(reason: object) -> bool:
@@ -325,35 +327,56 @@ def _http_error(e: urllib.error.HTTPError, url: str, file: str) -> Exception:
         return DownloadError(f"{file}: not found on the server (HTTP {code}) at {url}. The catalog entry may be out of "
                              "date: update Voxtral Desk, or download the model yourself and import it.")
     if code in (401, 403):
-        return DownloadError(f"{file}: the server refused access (HTTP {code}) at {url}. The model may need you to log in "
-                             "or accept its licence on the website: download it in a browser and import it.")
+        return DownloadError(f"{file}: the server refused access (HTTP {code}) at {url}. The model may need you to "
+                             "log in or accept its licence on the website: download it in a browser and import it.")
     if code in (408, 425, 429) or code >= 500:
         return _Transient(f"the server answered HTTP {code} {e.reason}")
     return DownloadError(f"{file}: the server answered HTTP {code} {e.reason} at {url}.")
 
 
+def _head(url: str, timeout: float) -> tuple[int, http.client.HTTPMessage]:
+    """One HEAD request, redirects not followed: (status, headers)."""
+    try:
+        with urllib.request.build_opener(_NoRedirect()).open(_request(url, "HEAD"), timeout=timeout) as resp:
+            return resp.status, resp.headers
+    except urllib.error.HTTPError as e:
+        e.close()
+        if 300 <= e.code < 400:
+            return e.code, e.headers
+        raise
+
+
 def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = None) -> RemoteInfo:
-    """HEAD the URL (following redirects) for size, published SHA-256 and commit. Retries like a download."""
+    """HEAD the URL for size, published SHA-256 and commit. Hugging Face puts them on the redirect from
+    /resolve/ to its CDN, so that redirect is read, not followed (CDN links are often signed for GET
+    only); a redirect without them (a renamed repository) is followed. Retries like a download."""
     control = control or Control()
     failures = 0
     while True:
         control.check()
+        seen: list = []
+        current = url
         try:
-            resp, headers = _open(url, method="HEAD", timeout=policy.timeout)
-            resp.close()
-            size = _header(headers[:-1], "X-Linked-Size") or headers[-1].get("Content-Length")
-            return RemoteInfo(url, int(size) if size and size.isdigit() else None, published_sha256(headers),
-                              _header(headers, "X-Repo-Commit"), dict(headers[-1].items()))
+            for _hop in range(6):
+                status, headers = _head(current, policy.timeout)
+                seen.append(headers)
+                location = headers.get("Location")
+                has_metadata = headers.get("X-Linked-Etag") or headers.get("X-Linked-Size")
+                if not (300 <= status < 400) or has_metadata or not location:
+                    break
+                current = urllib.parse.urljoin(current, location)
+            size = _header(seen, "X-Linked-Size") or (seen[-1].get("Content-Length") if status < 300 else None)
+            return RemoteInfo(url, int(size) if size and size.isdigit() else None, published_sha256(seen),
+                              _header(seen, "X-Repo-Commit"))
         except urllib.error.HTTPError as e:
-            e.close()
-            if e.code == 405:  # HEAD not allowed: learn it from the GET later
-                return RemoteInfo(url)
+            if e.code == 405 or (seen and e.code in (401, 403)):  # HEAD refused further on: the GET will tell
+                return RemoteInfo(url, None, published_sha256(seen), _header(seen, "X-Repo-Commit"))
             err = _http_error(e, url, file)
         except urllib.error.URLError as e:
             if _is_connect_failure(e.reason):
                 raise _connect_failure(url, e.reason) from None
             if isinstance(e.reason, ssl.SSLError):
-                raise DownloadError(f"secure connection to {_host(url)} failed: {e.reason}. A proxy may be intercepting HTTPS.") from None
+                raise _tls_failure(url, e.reason) from None
             err = _Transient(str(e.reason))
         except (TimeoutError, socket.timeout):
             err = _Transient(f"no answer within {policy.timeout:g} s")
@@ -393,11 +416,12 @@ def _disk_error(e: OSError, path: Path) -> DownloadError:
             free = ""
         return DiskFull(f"the disk is full while writing {path.name} in {path.parent}{free}. Free some space or choose "
                         "another models folder, then retry: the download resumes where it stopped.")
-    return DownloadError(f"cannot write {path}: {e.strerror or e}. Choose another models folder or check its permissions.")
+    return DownloadError(f"cannot write {path}: {e.strerror or e}. Choose another models folder or check its "
+                         "permissions.")
 
 
 def hash_file(path: Path, upto: int | None = None, control: Control | None = None,
-              on_bytes: Callable[[int], None] | None = None) -> hashlib._Hash:
+              on_bytes: Callable[[int], None] | None = None):
     h = hashlib.sha256()
     left = upto
     with open(path, "rb") as f:
@@ -462,7 +486,7 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
         tracker.file_bytes(offset)
         err: Exception
         try:
-            resp, headers = _open(url, offset=offset, timeout=policy.timeout)
+            resp = _open(url, offset=offset, timeout=policy.timeout)
         except urllib.error.HTTPError as e:
             e.close()
             if e.code == 416 and offset:
@@ -472,16 +496,17 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
                 _open_part(part, 0).close()  # our part does not fit the file: start over
                 total_failures += 1
                 if total_failures > 3 * policy.attempts:
-                    raise DownloadError(f"{file}: the server keeps refusing the requested range (HTTP 416) at {url}.")
+                    raise DownloadError(f"{file}: the server keeps refusing the requested range (HTTP 416) "
+                                        f"at {url}.") from None
                 continue
             err = _http_error(e, url, file)
             if not isinstance(err, _Transient):
-                raise err
+                raise err from None
         except urllib.error.URLError as e:
             if _is_connect_failure(e.reason) and not any_bytes:
                 raise _connect_failure(url, e.reason) from None
             if isinstance(e.reason, ssl.SSLError):
-                raise DownloadError(f"secure connection to {_host(url)} failed: {e.reason}. A proxy may be intercepting HTTPS.") from None
+                raise _tls_failure(url, e.reason) from None
             err = _Transient(str(e.reason))
         except (TimeoutError, socket.timeout):
             err = _Transient(f"no answer within {policy.timeout:g} s")
@@ -523,8 +548,8 @@ def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest:
         if start != offset:
             raise _Transient(f"the server sent a different range than asked (from {start}, not {offset})")
         if size is not None and total is not None and total != size:
-            raise DownloadError(f"{file}: the server now has {total} bytes, expected {size}. The file changed upstream; "
-                                "update Voxtral Desk or import the model yourself.")
+            raise DownloadError(f"{file}: the server now has {total} bytes, expected {size}. The file changed "
+                                "upstream; update Voxtral Desk or import the model yourself.")
         end = offset + length if length is not None else total
     elif resp.status == 200:
         if offset:  # the server ignored our Range: take the whole file again from the start
@@ -549,7 +574,7 @@ def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest:
                 tracker.set_note("", phase="downloading")
                 return None
             control.check()
-            block = resp.read(CHUNK)
+            block = resp.read1(CHUNK)  # what has arrived, up to CHUNK: cancel and progress stay prompt
             if not block:
                 break
             if size is not None and pos + len(block) > size:
@@ -588,6 +613,6 @@ def download_file(url: str, dest: Path, *, sha256: str, size: int | None, contro
         part.unlink(missing_ok=True)
         if round_ == 1:
             tracker.set_note("checksum mismatch, fetching again")
-    raise HashMismatch(f"{dest.name}: downloaded twice, and both times its SHA-256 ({digest}) differs from the expected "
-                       f"{sha256}. The server or something between (a proxy) sends damaged data. Nothing was installed; "
-                       "retry later, or download the model another way and import it.")
+    raise HashMismatch(f"{dest.name}: downloaded twice, and both times its SHA-256 ({digest}) differs from the "
+                       f"expected {sha256}. The server or something between (a proxy) sends damaged data. Nothing "
+                       "was installed; retry later, or download the model another way and import it.")

@@ -29,10 +29,11 @@ import platformdirs
 
 from ..config import ModelFileError
 from .catalog import NAME_RE, Catalog, CatalogFile, CatalogModel, load_catalog
-from .download import (Cancelled, Control, DiskFull, DownloadError, ModelManagerError, ProgressTracker,
+from .download import (Control, DiskFull, DownloadError, ModelManagerError, ProgressTracker,
                        RetryPolicy, _disk_error, download_file, free_bytes, hash_file, human_bytes, probe)
 
 MODELS_DIR_ENV = "VOXTRAL_DESK_MODELS_DIR"
+DATA_DIR_ENV = "VOXTRAL_DESK_DATA_DIR"  # the app's data folder (app/settings.py)
 RECORD = "voxtral-model.json"
 PARTIAL = ".partial"
 STORE_FILE = "store.json"
@@ -46,10 +47,13 @@ class StoreError(ModelManagerError):
 
 
 def default_models_dir() -> Path:
+    """$VOXTRAL_DESK_MODELS_DIR, else "models" in the app's data folder ($VOXTRAL_DESK_DATA_DIR or
+    platformdirs' user data dir, as the app's settings use it)."""
     env = os.environ.get(MODELS_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("voxtral-desk", appauthor=False)) / "models"
+    data = os.environ.get(DATA_DIR_ENV) or platformdirs.user_data_dir("voxtral-desk", appauthor=False)
+    return Path(data).expanduser() / "models"
 
 
 @dataclass
@@ -225,7 +229,8 @@ class ModelStore:
             raise StoreError(f"no model named {name!r} in the catalog (available: {known})")
         return entry
 
-    def download(self, name: str, progress=None, control: Control | None = None, *, force: bool = False) -> InstalledModel:
+    def download(self, name: str, progress=None, control: Control | None = None, *,
+                 force: bool = False) -> InstalledModel:
         """Download a catalog model, verify every file, assemble it and install it. Resumes what an
         earlier run left. An installed intact model is returned as is unless `force`."""
         entry = self._entry(name)
@@ -274,9 +279,11 @@ class ModelStore:
         for i, f in enumerate(entry.files):
             tracker.start("checking", None, f.name)
             tracker.set_note(f"file {i + 1} of {len(entry.files)}")
+            source = f"{f.url or f.repo}@{f.revision}:{f.path}:{f.sha256}"  # what the catalog asked for
             prior = decided.get(f.name)
-            if prior and prior.get("pin") == f.sha256 and prior.get("sha256"):
-                plan.append(_Planned(f, prior["url"], prior["sha256"], prior.get("size"), prior["hash_source"], prior.get("commit")))
+            if prior and prior.get("source") == source and prior.get("sha256"):
+                plan.append(_Planned(f, prior["url"], prior["sha256"], prior.get("size"), prior["hash_source"],
+                                     prior.get("commit")))
                 continue
             key = f"{f.repo}@{f.revision}"
             commit = f.revision if f.revision_is_commit else commits.get(key) if f.repo else None
@@ -288,19 +295,21 @@ class ModelStore:
             if f.sha256 and info.sha256 and f.sha256 != info.sha256:
                 raise DownloadError(
                     f"{f.name}: the server publishes SHA-256 {info.sha256}, but this version of Voxtral Desk expects "
-                    f"{f.sha256}: the file changed upstream. Update Voxtral Desk, or download the model yourself and import it.")
+                    f"{f.sha256}: the file changed upstream. Update Voxtral Desk, or download the model yourself "
+                    "and import it.")
             sha = f.sha256 or info.sha256
             if not sha:
                 raise DownloadError(
                     f"{f.name}: cannot be verified: the catalog pins no SHA-256 for it and {url} publishes none. "
                     "Nothing was downloaded; download the model yourself and import it.")
             if f.size is not None and info.size is not None and f.size != info.size:
-                raise DownloadError(f"{f.name}: the server has {info.size} bytes, this version of Voxtral Desk expects "
-                                    f"{f.size}: the file changed upstream. Update Voxtral Desk, or import the model yourself.")
+                raise DownloadError(f"{f.name}: the server has {info.size} bytes, this version of Voxtral Desk "
+                                    f"expects {f.size}: the file changed upstream. Update Voxtral Desk, or import the "
+                                    "model yourself.")
             planned = _Planned(f, url, sha, f.size if f.size is not None else info.size,
                                "catalog" if f.sha256 else "server (X-Linked-Etag / ETag)", commit)
             decided[f.name] = {"url": url, "sha256": sha, "size": planned.size, "hash_source": planned.hash_source,
-                               "commit": commit, "pin": f.sha256}
+                               "commit": commit, "source": source}
             plan.append(planned)
         try:
             _write_json(state_path, state)
@@ -327,9 +336,9 @@ class ModelStore:
     def _require_space(self, need: int, what: str) -> None:
         free = free_bytes(self.root)
         if free < need + SPACE_MARGIN:
-            raise DiskFull(f"not enough free space in {self.root} for {what}: it needs {human_bytes(need + SPACE_MARGIN)}, "
-                           f"{human_bytes(free)} is free. Free some space or choose another models folder "
-                           "(--dir, or Change folder in the model manager), then retry.")
+            raise DiskFull(f"not enough free space in {self.root} for {what}: it needs "
+                           f"{human_bytes(need + SPACE_MARGIN)}, {human_bytes(free)} is free. Free some space or "
+                           "choose another models folder (--dir, or Change folder in the model manager), then retry.")
 
     def _fetch_all(self, plan: list[_Planned], files_dir: Path, control: Control, tracker: ProgressTracker) -> None:
         # Files verified in an earlier run are hashed again: they may have been damaged since.
@@ -343,7 +352,8 @@ class ModelStore:
                     nonlocal done
                     done += n
                     tracker.file_bytes(done)
-                if hash_file(dest, None, control, step).hexdigest() != p.sha256 or (p.size and dest.stat().st_size != p.size):
+                intact = hash_file(dest, None, control, step).hexdigest() == p.sha256
+                if not intact or (p.size and dest.stat().st_size != p.size):
                     dest.unlink()  # damaged: fetched again below
         total = sum(p.size for p in plan) if all(p.size is not None for p in plan) else None
         tracker.start("downloading", total)
@@ -353,7 +363,8 @@ class ModelStore:
                 tracker.finish_file(dest.stat().st_size)
                 continue
             tracker.set_file(p.file.name)
-            size = download_file(p.url, dest, sha256=p.sha256, size=p.size, control=control, tracker=tracker, policy=self.policy)
+            size = download_file(p.url, dest, sha256=p.sha256, size=p.size, control=control, tracker=tracker,
+                                 policy=self.policy)
             tracker.finish_file(size)
 
     def _assemble(self, entry: CatalogModel, plan: list[_Planned], files_dir: Path, model_dir: Path,
@@ -366,7 +377,8 @@ class ModelStore:
             if entry.post == "convert":
                 if entry.params and not (files_dir / "params.json").exists():
                     _write_json(files_dir / "params.json", entry.params)
-                known = self._convert(files_dir, model_dir / f"{entry.name}.gguf", entry.convert_shard_mb, control, tracker)
+                known = self._convert(files_dir, model_dir / f"{entry.name}.gguf", entry.convert_shard_mb, control,
+                                      tracker)
             else:
                 if entry.post == "join":
                     out = model_dir / entry.join_output
@@ -378,10 +390,17 @@ class ModelStore:
                     _write_json(model_dir / "params.json", entry.params)
         except OSError as e:
             raise _disk_error(e, model_dir) from None
-        _check_loads(model_dir, f"{entry.name} was downloaded and every file matches its SHA-256, but")
+        try:
+            _check_loads(model_dir, f"{entry.name} was downloaded and every file matches its SHA-256, but")
+        except ModelFileError as e:
+            others = [m.name for m in self.catalog.models if m.name != entry.name]
+            raise ModelFileError(f"{e}. The downloaded files are kept; 'models remove {entry.name}' deletes them"
+                                 + (f"; another catalog model may work: {', '.join(others)}" if others else "")
+                                 + ".") from None
         return known
 
-    def _convert(self, src: Path, out: Path, shard_mb: int, control: Control, tracker: ProgressTracker) -> dict[str, str]:
+    def _convert(self, src: Path, out: Path, shard_mb: int | None, control: Control,
+                 tracker: ProgressTracker) -> dict[str, str]:
         from ..convert import MANIFEST, convert_checkpoint
 
         started = False
@@ -398,7 +417,7 @@ class ModelStore:
                 tracker.set_note("", phase="converting")
             tracker.file_bytes(done)
 
-        convert_checkpoint(src, out, shard_mb, step)
+        convert_checkpoint(src, out, shard_mb * 2**20 if shard_mb else None, step)
         manifest = _read_json(out.parent / MANIFEST) or {}
         return {f["name"]: f["sha256"] for f in manifest.get("files", []) if "name" in f and "sha256" in f}
 
@@ -446,7 +465,8 @@ class ModelStore:
         kind, sources = _classify(src)
         name = check_name(name or name_from_path(src))
         if self.find(name) is not None:
-            raise StoreError(f"a model named {name!r} is installed already: choose another name (--name) or remove it first")
+            raise StoreError(f"a model named {name!r} is installed already: choose another name (--name) or remove "
+                             "it first")
         work = self.root / PARTIAL / f"{name}.import"
         with _Busy(work, f"an import as {name}"):
             tracker = ProgressTracker(progress)
@@ -486,13 +506,14 @@ class ModelStore:
         from ..loader import load_model
 
         folder = sources[0].parent
-        tokenizer = folder / "tekken.json"
-        if not tokenizer.is_file():
-            raise ModelFileError(f"{folder}: tekken.json (the tokenizer) must lie beside the GGUF file; put it there and import again")
         params = folder / "params.json"
         needs_params = not params.is_file() and not (kind == "gguf" and _has_own_config(sources[0]))
         if kind == "gguf" and not needs_params:
             load_model(src)  # a clear message about a bad file before anything is copied
+        tokenizer = folder / "tekken.json"
+        if not tokenizer.is_file():
+            raise ModelFileError(f"{folder}: tekken.json (the tokenizer) must lie beside the GGUF file; put it "
+                                 "there and import again")
         if kind == "byte-split" and (not sources or sources[0].name != "shard-aa"):
             raise StoreError(f"{folder}: the byte-split parts must start with shard-aa")
         extras = [tokenizer] + ([params] if params.is_file() else [])

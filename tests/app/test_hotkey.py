@@ -1,0 +1,124 @@
+"""Global hotkey and text injection: platform detection everywhere, the real thing on Xvfb."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from PySide6.QtGui import QGuiApplication
+
+from voxtral_desk.app.hotkey import (HotkeyManager, PlatformSupport, TextInjector, X11HotkeyListener, parse_hotkey,
+                                     platform_support)
+from x11_helpers import have, start_target, start_xvfb, stop, xdotool
+
+X11 = {"DISPLAY": ":5"}
+
+
+def test_parse_hotkey():
+    assert parse_hotkey("ctrl+alt+space") == parse_hotkey("Alt + Control + space")
+    assert str(parse_hotkey("Control+super+F9")) == "ctrl+super+F9"
+    assert parse_hotkey("F9").modifiers == frozenset()
+    for bad, why in (("", "not a key combination"), ("ctrl+", "not a key combination"),
+                     ("hyper+a", "unknown modifier"), ("ctrl+alt", "not a modifier")):
+        with pytest.raises(ValueError, match=why):
+            parse_hotkey(bad)
+
+
+def test_wayland_is_reported_clearly():
+    for env in ({"XDG_SESSION_TYPE": "wayland", "DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}):
+        s = platform_support(env, "linux", which=lambda _: "/usr/bin/xdotool")
+        assert not s.hotkey and not s.inject
+        assert "Wayland" in s.message and "tray icon" in s.message
+
+
+def test_other_platforms_and_missing_pieces():
+    assert "only implemented for Linux with X11" in platform_support({}, "win32").message
+    assert "DISPLAY is not set" in platform_support({}, "linux").message
+    no_xdotool = platform_support(X11, "linux", which=lambda _: None)
+    assert no_xdotool.hotkey and not no_xdotool.inject and "xdotool" in no_xdotool.message
+    assert platform_support(X11, "linux", which=lambda _: "/usr/bin/xdotool") == PlatformSupport(True, True, "")
+
+
+def test_manager_refuses_where_unsupported(qtbot):
+    manager = HotkeyManager()
+    message = manager.start("ctrl+alt+space", PlatformSupport(False, False, "This is a Wayland session: ..."))
+    assert message.startswith("This is a Wayland session") and not manager.active
+    assert HotkeyManager().start("ctrl+", PlatformSupport(True, True, "")).startswith("Hotkey: ")
+
+
+def test_clipboard_mode_and_fallback(qtbot):
+    injector = TextInjector(PlatformSupport(False, False, "Wayland"))
+    with qtbot.waitSignal(injector.finished) as blocker:
+        injector.inject("dictated text", "clipboard")
+    assert QGuiApplication.clipboard().text() == "dictated text" and blocker.args == ["Copied to the clipboard."]
+    with qtbot.waitSignal(injector.finished) as blocker:
+        injector.inject("typed text", "type")  # not possible here: the clipboard gets it, and the user is told
+    assert QGuiApplication.clipboard().text() == "typed text" and "not available here" in blocker.args[0]
+
+
+@pytest.fixture
+def xserver(monkeypatch):
+    missing = have("Xvfb", "xdotool")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/setup.sh test installs them)")
+    proc, display = start_xvfb()
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    yield display
+    stop(proc)
+
+
+def test_hold_and_release_under_x11(qtbot, xserver):
+    manager = HotkeyManager()
+    assert manager.start("ctrl+alt+space") is None and manager.active
+    events = []
+    manager.pressed.connect(lambda: events.append("press"))
+    manager.released.connect(lambda: events.append("release"))
+    xdotool(xserver, "keydown", "ctrl+alt+space")
+    qtbot.waitUntil(lambda: events == ["press"], timeout=5000)
+    time.sleep(1.0)  # held: X sends auto-repeat release/press pairs meanwhile, which must be ignored
+    xdotool(xserver, "keyup", "space")
+    qtbot.waitUntil(lambda: "release" in events, timeout=5000)
+    xdotool(xserver, "keyup", "ctrl+alt")
+    xdotool(xserver, "key", "space")  # without the modifiers: not the hotkey
+    qtbot.wait(300)
+    assert events == ["press", "release"]
+    xdotool(xserver, "key", "ctrl+alt+space")  # a second, quick press
+    qtbot.waitUntil(lambda: len(events) == 4, timeout=5000)
+    assert events == ["press", "release", "press", "release"]
+    manager.stop()
+    assert not manager.active
+
+
+def test_a_hotkey_taken_by_another_application(qtbot, xserver):
+    other = X11HotkeyListener(parse_hotkey("F9"), lambda: None, lambda: None, lambda m: None)
+    other.start()
+    assert other.ready.wait(5) and other.error is None
+    try:
+        message = HotkeyManager().start("F9")
+        assert message == "Hotkey: F9 is already used by another application; choose another hotkey"
+    finally:
+        other.stop()
+
+
+def test_type_into_the_focused_application(qtbot, xserver, tmp_path):
+    out = tmp_path / "target.txt"
+    target = start_target(xserver, out)
+    try:
+        injector = TextInjector(platform_support())
+        text = "hello wörld, ça va?"
+        with qtbot.waitSignal(injector.finished, timeout=10000) as blocker:
+            injector.inject(text, "type")
+        assert blocker.args == [f"Typed {len(text)} characters."]
+        qtbot.waitUntil(lambda: out.read_text() == text, timeout=5000)
+    finally:
+        stop(target)
+
+
+def test_unknown_key_is_reported(qtbot, xserver):
+    assert HotkeyManager().start("ctrl+NoSuchKey") == "Hotkey: the key “NoSuchKey” does not exist on this keyboard"
+
+
+def test_display_env_is_redirected_only_inside_the_fixture(xserver):
+    assert os.environ["DISPLAY"] == xserver

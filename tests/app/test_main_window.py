@@ -1,0 +1,197 @@
+"""The main window: first run without a model, model loading, settings, start-up notices, closing."""
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
+
+from voxtral_desk.app.history import History
+from voxtral_desk.app.hotkey import PlatformSupport
+from voxtral_desk.app.main_window import NO_MODEL_TEXT
+from voxtral_desk.app.settings import SettingsStore
+
+
+def test_first_run_without_a_model_leads_to_the_model_manager(qtbot, make_window, tiny_model):
+    window = make_window(model_path="")
+    assert window.engine is None and window.loader is None
+    assert window.banner.isVisible() and window.banner.text == NO_MODEL_TEXT
+    assert window.model_label.text() == "No model"
+    # Start without a model: no crash, the model manager opens.
+    qtbot.mouseClick(window.dictation.record_button, Qt.LeftButton)
+    dialog = window.model_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert window.dictation.state == "idle"
+    dialog.close()
+    qtbot.mouseClick(window.banner.button("models"), Qt.LeftButton)
+    assert dialog.isVisible()
+    # The user imports a model there and picks it.
+    installed = dialog.store.import_path(tiny_model)
+    dialog.select(installed.name)
+    with qtbot.waitSignal(window.engine_ready, timeout=30000):
+        dialog.use_selected()
+    assert window.engine is not None and not window.banner.isVisible()
+    assert SettingsStore().load().model_path == str(installed.path)
+    assert window.model_label.text().startswith(f"Model: {installed.name}")
+
+
+def test_files_dropped_before_a_model_wait_for_it(qtbot, make_window, speech_wav, tiny_model):
+    window = make_window(model_path="")
+    window.files.add_files([str(speech_wav)])
+    assert "waiting for the model" in window.files.jobs[0].item.text(2)
+    window.model_dialog.close()
+    window.use_model(str(tiny_model))
+    qtbot.waitUntil(lambda: window.files.jobs[0].status == "done", timeout=30000)
+
+
+def test_installed_default_model_loads_without_asking(qtbot, make_window, tiny_model):
+    from voxtral_desk.models.store import ModelStore
+
+    ModelStore().import_path(tiny_model)
+    window = make_window(model_path="")
+    assert window.engine is not None and window.model_dialog is None
+    assert window.engine.model_path.endswith(f"models/{tiny_model.name}")
+
+
+def test_a_broken_model_path_is_explained(qtbot, make_window, tmp_path):
+    window = make_window(model_path=str(tmp_path / "gone"))
+    assert window.engine is None
+    assert window.banner.isVisible() and window.banner.kind == "error"
+    assert "no such file or folder" in window.banner.text
+    assert window.banner.button("models") is not None and window.banner.button("settings") is not None
+
+
+def test_model_loads_off_the_ui_thread_with_progress(qtbot, make_window):
+    window = make_window(start=False)
+    stages = []
+    window.start()
+    assert window.loader is not None and window.load_bar.isVisible()  # start() returned while loading
+    assert window.app_state() == ("busy", "loading the model") and window.tray.state == "busy"
+    window.loader.progress.connect(stages.append)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.loader is None, timeout=10000)
+    assert not window.load_bar.isVisible() and window.tray.state == "idle"
+
+
+def test_missing_gpu_engine_or_backend_failure_is_explained(qtbot, make_window, monkeypatch):
+    from voxtral_desk import pipeline
+
+    def broken(model, backend="gpu", **options):
+        raise RuntimeError("no suitable GPU adapter")
+
+    monkeypatch.setattr(pipeline, "create_engine", broken)
+    window = make_window(backend="gpu")
+    assert window.engine is None
+    assert "gpu engine could not start: no suitable GPU adapter" in window.banner.text
+
+
+def test_settings_dialog_applies_and_persists(qtbot, make_window, monkeypatch):
+    window = make_window()
+    dialog = window.open_settings()
+    assert dialog.isVisible()
+    assert dialog.support_label.text() == "Global hotkeys are off in tests."
+    assert not dialog.hotkey_edit.isEnabled()  # platform without global hotkeys
+    dialog.delay_spin.setValue(800)
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("USB Headset"))
+    dialog.injection_combo.setCurrentIndex(dialog.injection_combo.findData("type"))
+    dialog.buttons.button(QDialogButtonBox.Ok).click()
+    saved = SettingsStore().load()
+    assert (saved.delay_ms, saved.input_device, saved.injection) == (800, "USB Headset", "type")
+    assert window.dictation.delay_spin.value() == 800
+    assert window.dictation.device_combo.currentData() == "USB Headset"
+
+
+def test_settings_dialog_rejects_a_bad_hotkey(qtbot, make_window):
+    window = make_window(support=PlatformSupport(True, True, ""))
+    window.hotkeys.stop()
+    dialog = window.open_settings()
+    assert not dialog.support_label.isVisible()
+    dialog.hotkey_edit.setText("ctrl+")
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    assert not ok.isEnabled() and "not a key combination" in dialog.hotkey_error.text()
+    dialog.hotkey_edit.setText("ctrl+alt+h")
+    assert ok.isEnabled()
+    dialog.reject()
+
+
+def test_a_corrupt_settings_file_is_reported_at_start(qtbot, app_dirs, tiny_model, fake_mic):
+    from app_fakes import fake_devices
+    from voxtral_desk.app.main_window import MainWindow
+
+    store = SettingsStore()
+    store.path.write_text("{not json", encoding="utf-8")
+    settings = store.load()
+    window = MainWindow(store, settings, History(), capture_factory=fake_mic, device_lister=fake_devices,
+                        support=PlatformSupport(False, False, "off"))
+    qtbot.addWidget(window)
+    window.show()
+    window.start(store.messages)
+    assert window.notice.isVisible() and "could not be read" in window.notice.text
+    assert "settings.json.bak" in window.notice.text
+    window.shutdown()
+
+
+def test_recovered_dictations_are_announced(qtbot, make_window):
+    h = History()
+    entry = h.start("dictation", "Fake Microphone")
+    h.update(entry, "words before the crash", 2.0)
+    del h
+    window = make_window()
+    assert window.notice.isVisible() and "still recording when Voxtral Desk last stopped" in window.notice.text
+    window.tabs.setCurrentWidget(window.history_panel)
+    panel = window.history_panel
+    assert panel.list.count() == 1 and "recovered" in panel.list.item(0).text()
+    panel.list.setCurrentRow(0)
+    assert panel.viewer.toPlainText() == "words before the crash"
+
+
+def test_history_tab_lists_copies_and_deletes(qtbot, make_window, monkeypatch):
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window()
+    window.history.add("dictation", "Fake Microphone", "first words", 1.0)
+    window.history.add("file", "/audio/talk.wav", "file words", 60.0)
+    panel = window.history_panel
+    panel.reload()
+    assert panel.list.count() == 2 and "talk.wav" in panel.list.item(0).text()
+    panel.list.setCurrentRow(1)
+    qtbot.mouseClick(panel.copy_button, Qt.LeftButton)
+    assert QGuiApplication.clipboard().text() == "first words"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    qtbot.mouseClick(panel.delete_button, Qt.LeftButton)
+    assert [e.text for e in window.history.entries()] == ["file words"]
+
+
+def test_quit_stops_and_saves_a_running_dictation(qtbot, make_window, fake_mic, speech):
+    window = make_window()
+    d = window.dictation
+    d.start()
+    qtbot.waitUntil(lambda: d.state == "recording", timeout=10000)
+    fake_mic.last.push(speech)
+    window.quit()  # flushes the dictation before closing
+    assert not window.isVisible()
+    entries = window.history.entries()
+    assert entries[0].status == "done" and entries[0].text
+
+
+def test_closing_hides_to_the_tray_when_there_is_one(qtbot, make_window, monkeypatch):
+    from voxtral_desk.app.tray import Tray
+
+    monkeypatch.setattr(Tray, "available", staticmethod(lambda: True))
+    window = make_window()
+    window.close()
+    assert not window.isVisible() and not window._shut_down
+    window.tray.show_action.trigger()
+    assert window.isVisible()
+    with qtbot.waitSignal(window.closed, timeout=10000):
+        window.tray.quit_action.trigger()
+    assert window._shut_down
+
+
+def test_settings_file_never_in_the_real_home(app_dirs):
+    import os
+
+    assert SettingsStore().path.is_relative_to(app_dirs["config"])
+    assert os.environ["HOME"] == str(app_dirs["home"])
+    assert json.loads(json.dumps({"ok": True}))

@@ -1,0 +1,123 @@
+"""The GPU engine against the numpy reference on the tiny models: identical tokens for every preset, seed,
+clip and delay; every traced stage within tolerance; streaming in random chunks identical to offline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wgpu
+
+from voxtral_desk.gpu import decoder as dec
+from voxtral_desk.gpu.engine import GPUEngine
+from voxtral_desk.reference import ReferenceEngine
+from voxtral_desk.session import StreamingSession
+from voxtral_desk.tokenizer import Tokenizer
+
+from gpu_testlib import DELAYS, PRESETS, SEEDS, transcribe
+
+pytestmark = pytest.mark.gpu
+
+STAGE_TOL = 1e-4  # max |gpu - ref| / max |ref| per stage, f32 on both sides
+
+
+@pytest.fixture(scope="module")
+def engines(models, gpu):
+    """One engine pair per model, reused through reset() as the app does."""
+    return {key: (ReferenceEngine(m), GPUEngine(m, device=gpu)) for key, m in models.items()}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tokens_identical_to_reference(preset, seed, engines, models, clips):
+    ref_engine, gpu_engine = engines[preset, seed]
+    for clip, audio in clips.items():
+        for delay in DELAYS:
+            want = transcribe(ref_engine, models[preset, seed], audio, delay)
+            got = transcribe(gpu_engine, models[preset, seed], audio, delay)
+            assert len(want) > 10
+            assert got == want, f"{preset} seed {seed} {clip} {delay} ms"
+
+
+def relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    g, w = np.concatenate(got), np.concatenate(want)
+    assert g.shape == w.shape
+    return float(np.max(np.abs(g - w)) / np.max(np.abs(w)))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("delay", DELAYS)
+def test_stage_errors(preset, delay, models, clips, gpu):
+    model = models[preset, 0]
+    ref_engine, gpu_engine = ReferenceEngine(model, trace=True), GPUEngine(model, trace=True, device=gpu)
+    assert transcribe(gpu_engine, model, clips["speech"], delay) == transcribe(ref_engine, model, clips["speech"], delay)
+    report = []
+    for stage in ("conv", "encoder", "adapter", "logits"):
+        err = relative_error(gpu_engine.trace[stage], ref_engine.trace[stage])
+        report.append(f"{stage} {err:.2e}")
+        assert err < STAGE_TOL, f"{stage}: max relative error {err:.3g}"
+    # The same list structure as the reference: one entry per encode() call / decoder forward.
+    assert [len(v) for v in gpu_engine.trace.values()] == [len(v) for v in ref_engine.trace.values()]
+    print(f"\n{preset} {delay} ms max relative error per stage: " + ", ".join(report))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_streaming_equals_offline(preset, models, clips, engines):
+    """Random chunk sizes (a few samples to seconds) give the same tokens as one feed, on both engines;
+    small chunks make the session decode one position at a time (live mode)."""
+    model = models[preset, 1]
+    ref_engine, gpu_engine = engines[preset, 1]
+    audio = clips["speech"]
+    offline = transcribe(gpu_engine, model, audio, 480)
+    rng = np.random.default_rng(3)
+    for sizes in (rng.integers(1, 6000, 400), rng.integers(900, 1700, 400)):
+        bounds = np.minimum(np.concatenate([[0], np.cumsum(sizes)]), len(audio))
+        bounds = np.unique(np.append(bounds, len(audio)))
+        assert transcribe(gpu_engine, model, audio, 480, list(bounds)) == offline
+        assert transcribe(ref_engine, model, audio, 480, list(bounds)) == offline
+
+
+def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkeypatch):
+    """decode(1) per token: no pipeline, bind group or buffer is created once the engine is warm, and the
+    ids come back through the one persistent staging buffer."""
+    model = models["tiny", 2]
+    engine = GPUEngine(model, device=gpu)
+    session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
+    audio = clips["speech"]
+    session.feed(audio[:20000])  # warm: prompt decoded, programs prepared
+    staging = engine.decoder.staging
+    created = []
+    device_cls = type(gpu.device)
+    for method in ("create_bind_group", "create_compute_pipeline", "create_buffer", "create_buffer_with_data"):
+        original = getattr(device_cls, method)
+        monkeypatch.setattr(device_cls, method, lambda self, *a, _o=original, _m=method, **k: created.append(_m) or _o(self, *a, **k))
+    calls = []
+    original_decode = engine.decoder.decode
+    monkeypatch.setattr(engine.decoder, "decode", lambda n, trace: calls.append(n) or original_decode(n, trace))
+    for start in range(20000, len(audio), 1280):
+        session.feed(audio[start: start + 1280])
+    assert calls and set(calls) == {1}, calls
+    assert engine.decoder.staging is staging
+    assert created == [], created
+    assert staging.map_state == wgpu.enums.BufferMapState.unmapped
+
+
+def test_ring_growth_and_wrap(models, clips, gpu, monkeypatch):
+    """Tiny initial rings force the audio queue and the decoder KV cache to grow several times, and a
+    small batch makes the KV ring wrap: tokens stay identical."""
+    monkeypatch.setattr(dec, "INITIAL_KV_ROWS", 8)
+    monkeypatch.setattr(dec, "INITIAL_AUDIO_ROWS", 4)
+    model = models["tiny-wide", 0]
+    engine = GPUEngine(model, device=gpu, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
+    want = transcribe(ReferenceEngine(model), model, clips["speech"], 480)
+    assert transcribe(engine, model, clips["speech"], 480) == want
+    d = engine.decoder
+    assert d.kv_cap == d.kv_full == model.config.decoder.sliding_window + 8
+    assert len(want) + 39 > d.kv_full  # positions went past the ring: it wrapped
+    assert d.audio.cap > 4
+
+
+def test_without_subgroups(models, clips, gpu):
+    model = models["tiny", 1]
+    engine = GPUEngine(model, device=gpu, use_subgroups=False)
+    assert "no subgroups" in engine.name
+    want = transcribe(ReferenceEngine(model), model, clips["noise"], 160)
+    assert transcribe(engine, model, clips["noise"], 160) == want

@@ -1,0 +1,46 @@
+"""Each WGSL kernel against numpy on odd sizes (checks.run_kernel_checks, also used by --self-test)."""
+from __future__ import annotations
+
+import pytest
+
+from voxtral_desk.gpu.checks import run_kernel_checks
+from voxtral_desk.gpu.device import open_device
+from voxtral_desk.gpu.kernels import KERNEL_SOURCES
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def checks(gpu):
+    results = run_kernel_checks(gpu)
+    for c in results:
+        print(c)
+    return results
+
+
+def test_every_kernel_passes(checks):
+    failed = [str(c) for c in checks if not c.passed]
+    assert not failed, "\n".join(failed)
+
+
+def test_every_kernel_is_checked(checks, gpu):
+    names = " ".join(c.name for c in checks)
+    for kernel in KERNEL_SOURCES:
+        assert kernel in names, f"{kernel} has no check"
+    if gpu.has_subgroups:  # both reduction variants ran
+        assert "(subgroup)" in names and "(workgroup)" in names
+
+
+def test_kernels_on_a_second_backend_without_subgroups():
+    """wgpu's OpenGL backend has no subgroups: the workgroup-memory kernels must stand alone there."""
+    from voxtral_desk.gpu.device import GPUUnavailableError, list_adapters
+
+    if not any(a.info.get("backend_type") == "OpenGL" for a in list_adapters()):
+        pytest.skip("no OpenGL adapter on this machine")
+    try:
+        gl = open_device("OpenGL")
+    except GPUUnavailableError as e:
+        pytest.skip(f"OpenGL adapter listed but cannot be opened: {e}")
+    results = run_kernel_checks(gl)
+    assert not gl.has_subgroups
+    assert all(c.passed for c in results), "\n".join(str(c) for c in results if not c.passed)

@@ -1,0 +1,240 @@
+"""Every WGSL kernel run once on small random inputs of odd sizes (not multiples of any workgroup or tile
+size, weights split into several row chunks, ring buffers wrapping) and compared with numpy.
+Used by the GPU tests and by the packaged app's --self-test."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import reference as ref
+from ..quant import dequantize_q4_0, quantize_q4_0
+from .device import GPUDevice, default_device
+from .kernels import Kernels, Program, empty, read, upload
+from . import kernels as K
+from .weights import f32_matrix, q4_matrix
+
+F32_TOL = 2e-5  # relative to the largest reference value: f32 sums in another order
+
+
+@dataclass(frozen=True)
+class KernelCheck:
+    name: str
+    max_abs_err: float
+    max_rel_err: float
+    passed: bool
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.passed else 'FAIL'} {self.name}: max abs {self.max_abs_err:.3g}, max rel {self.max_rel_err:.3g}"
+
+
+def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float = F32_TOL) -> KernelCheck:
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return KernelCheck(f"{name} (shape {got.shape} != {want.shape})", float("inf"), float("inf"), False)
+    err = float(np.max(np.abs(got - want))) if got.size else 0.0
+    rel = err / max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-30)
+    ok = bool(np.all(np.isfinite(got))) and rel <= tol
+    return KernelCheck(name, err, rel, ok)
+
+
+class _Bench:
+    """A device, its kernels and small helpers to run one-off programs."""
+
+    def __init__(self, gpu: GPUDevice, subgroups: bool):
+        self.gpu = gpu
+        self.kernels = Kernels(gpu, subgroups)
+        self.tag = "subgroup" if self.kernels.subgroups else "workgroup"
+        self.rng = np.random.default_rng(1234)
+
+    def program(self, label: str) -> Program:
+        return Program(self.kernels, label)
+
+    def up(self, a) -> object:
+        return upload(self.gpu, np.asarray(a))
+
+    def f32(self, buf, shape) -> np.ndarray:
+        return read(self.gpu, buf, np.float32, int(np.prod(shape))).reshape(shape)
+
+    def q4(self, rows: int, k: int, limit: int):
+        """Random Q4_0 weights split into chunks of at most `limit` bytes; (matrix, dequantised f32)."""
+        blocks = quantize_q4_0(self.rng.standard_normal((rows, k)).astype(np.float32))
+        return q4_matrix(self.gpu, blocks, limit, "check"), dequantize_q4_0(blocks)
+
+    def state(self, pos0: int, out_idx: int = 0):
+        return self.up(np.array([pos0, out_idx, 0, 0], dtype=np.uint32))
+
+
+def _linear_checks(b: _Bench, matmul: bool = True) -> list[KernelCheck]:
+    out = []
+    m, n, k, x_stride = 3, 37, 96, 100
+    w, wf = b.q4(n, k, limit=13 * (k // 32) * 16)  # 13-row chunks: 3 chunks, the last one partial
+    x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
+    bias = b.rng.standard_normal(n).astype(np.float32)
+    resid = b.rng.standard_normal((m, n + 3)).astype(np.float32)
+    for matvec in (True, False) if matmul else (True,):
+        kname = "q4_matvec" if matvec else "matmul_q4"
+        mm = m if matvec else 37  # the tiled kernel on a row count that is not a tile multiple
+        xx = x if matvec else b.rng.standard_normal((mm, x_stride)).astype(np.float32)
+        rr = resid if matvec else b.rng.standard_normal((mm, n + 3)).astype(np.float32)
+        want_plain = xx[:, :k] @ wf.T
+        xb, ob = b.up(xx), b.up(np.zeros((mm, n), np.float32))
+        p = b.program(kname)
+        K.linear(p, w, xb, ob, k=k, x_stride=x_stride, bias=b.up(bias), gelu=True, matvec=matvec)
+        p.build().run(mm)
+        out.append(compare(f"{kname} bias+gelu [{mm}x{k}]x[{n}x{k}]^T, 3 chunks ({b.tag})",
+                           b.f32(ob, (mm, n)), ref.gelu(want_plain + bias)))
+        rb = b.up(rr)
+        p = b.program(kname)
+        K.linear(p, w, xb, rb, k=k, x_stride=x_stride, out_stride=n + 3, out_base=2, accumulate=True, matvec=matvec)
+        p.build().run(mm)
+        want = rr.reshape(-1).copy()
+        for r in range(mm):
+            want[2 + r * (n + 3): 2 + r * (n + 3) + n] += want_plain[r]
+        out.append(compare(f"{kname} accumulate, strided rows ({b.tag})", b.f32(rb, (mm * (n + 3),)), want))
+    return out
+
+
+def _conv_check(b: _Bench) -> KernelCheck:
+    """matmul_f32 as the stride-2 causal conv: overlapping input rows, K = 3*C_in not a multiple of 32."""
+    c_in, c_out, t_out = 25, 19, 7
+    wconv = b.rng.standard_normal((c_out, c_in, 3)).astype(np.float32)
+    bias = b.rng.standard_normal(c_out).astype(np.float32)
+    x = b.rng.standard_normal((c_in, 2 * t_out + 1)).astype(np.float32)  # [C_in, frames]
+    w = f32_matrix(b.gpu, wconv.transpose(0, 2, 1).reshape(c_out, 3 * c_in), 8 * 3 * c_in * 4, "conv")
+    xb, ob = b.up(np.ascontiguousarray(x.T)), b.up(np.zeros((t_out + 1, c_out), np.float32))
+    p = b.program("conv")
+    K.linear(p, w, xb, ob, k=3 * c_in, x_stride=2 * c_in, out_base=c_out, bias=b.up(bias), gelu=True)
+    p.build().run(t_out)
+    taps = [x[:, k: k + 2 * (t_out - 1) + 1: 2] for k in range(3)]
+    want = ref.gelu(sum(wconv[:, :, k] @ taps[k] for k in range(3)) + bias[:, None]).T
+    return compare(f"matmul_f32 conv k=3 stride 2, {c_in}->{c_out}, 3 chunks", b.f32(ob, (t_out + 1, c_out))[1:], want)
+
+
+def _rmsnorm_check(b: _Bench) -> KernelCheck:
+    m, d = 5, 70
+    x = b.rng.standard_normal((m, d)).astype(np.float32)
+    w = (1 + 0.1 * b.rng.standard_normal(d)).astype(np.float32)
+    ada = (0.3 * b.rng.standard_normal(2 * d)).astype(np.float32)
+    ob = b.up(np.zeros((m, d), np.float32))
+    p = b.program("rmsnorm")
+    K.rmsnorm(p, b.up(x), b.up(w), ob, d=d, eps=1e-5, ada=b.up(ada), ada_offset=d)
+    p.build().run(m)
+    want = ref.rms_norm(x, w, 1e-5) * (1.0 + ada[d:])
+    return compare(f"rmsnorm + ada scale [{m}x{d}] ({b.tag})", b.f32(ob, (m, d)), want)
+
+
+def _rope_kv_check(b: _Bench) -> KernelCheck:
+    m, h, kv, hd, cap, table_rows, pos0 = 3, 4, 2, 10, 7, 5, 11
+    qkv = b.rng.standard_normal((m, (h + 2 * kv) * hd)).astype(np.float32)
+    pos = np.arange(pos0, pos0 + m)
+    cos, sin = ref.rope_tables(pos, hd, 1e6)
+    ct, st = np.zeros((table_rows, hd // 2), np.float32), np.zeros((table_rows, hd // 2), np.float32)
+    ct[pos % table_rows], st[pos % table_rows] = cos, sin
+    qb = b.up(np.zeros((m, h * hd), np.float32))
+    kc, vc = b.up(np.zeros((cap, kv * hd), np.float32)), b.up(np.zeros((cap, kv * hd), np.float32))
+    p = b.program("rope_kv")
+    K.rope_kv(p, b.up(qkv), b.up(ct), b.up(st), qb, kc, vc, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd,
+              cap=lambda: cap, table_rows=table_rows)
+    p.build().run(m)
+    q = ref.apply_rope(qkv[:, : h * hd].reshape(m, h, hd), cos, sin).reshape(m, -1)
+    k = ref.apply_rope(qkv[:, h * hd: (h + kv) * hd].reshape(m, kv, hd), cos, sin).reshape(m, -1)
+    slots = pos % cap
+    got = np.concatenate([b.f32(qb, (m, h * hd)), b.f32(kc, (cap, kv * hd))[slots], b.f32(vc, (cap, kv * hd))[slots]], 1)
+    return compare(f"rope_kv ring slots, GQA {h}/{kv}, hd {hd}", got, np.concatenate([q, k, qkv[:, (h + kv) * hd:]], 1))
+
+
+def _attention_checks(b: _Bench) -> list[KernelCheck]:
+    out = []
+    # (queries, heads, kv heads, head dim, cache rows, window, first query position)
+    for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200)):
+        kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
+        vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
+        q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
+        ob = b.up(np.zeros((m, h * hd), np.float32))
+        p = b.program("attention")
+        K.attention(p, b.up(q), b.up(kc), b.up(vc), ob, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd,
+                    cap=lambda cap=cap: cap, window=window)
+        p.build().run(m)
+        k_pos = np.arange(max(0, pos0 - window + 1), pos0 + m)  # every key some query can see
+        want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].reshape(-1, kv, hd),
+                             vc[k_pos % cap].reshape(-1, kv, hd), np.arange(pos0, pos0 + m), k_pos, window)
+        out.append(compare(f"attention {m} queries, GQA {h}/{kv}, hd {hd}, window {window}, ring {cap} ({b.tag})",
+                           b.f32(ob, (m, h * hd)), want))
+    return out
+
+
+def _swiglu_check(b: _Bench) -> KernelCheck:
+    m, hidden = 3, 150
+    gu = (3 * b.rng.standard_normal((m, 2 * hidden))).astype(np.float32)
+    ob = b.up(np.zeros((m, hidden), np.float32))
+    p = b.program("swiglu")
+    K.swiglu(p, b.up(gu), ob, hidden=hidden)
+    p.build().run(m)
+    return compare(f"swiglu [{m}x{hidden}]", b.f32(ob, (m, hidden)), ref.silu(gu[:, :hidden]) * gu[:, hidden:])
+
+
+def _embed_check(b: _Bench) -> KernelCheck:
+    rows, d, cap, pos0 = 37, 96, 5, 3
+    table, tf = b.q4(rows, d, limit=16 * (d // 32) * 16)
+    audio = b.rng.standard_normal((cap, d)).astype(np.float32)
+    tok = np.array([0, 36, 17, 16], dtype=np.uint32)
+    xb = b.up(np.zeros((len(tok), d), np.float32))
+    p = b.program("embed")
+    K.embed(p, table, b.up(tok), b.up(audio), xb, b.state(pos0), d=d, audio_cap=lambda: cap)
+    p.build().run(len(tok))
+    want = audio[(pos0 + np.arange(len(tok))) % cap] + tf[tok]
+    return compare(f"embed_q4 table of {rows} rows in 3 chunks, audio ring {cap}", b.f32(xb, (len(tok), d)), want, 0.0)
+
+
+def _argmax_check(b: _Bench) -> KernelCheck:
+    m, vocab, out_idx = 3, 1001, 2
+    logits = b.rng.standard_normal((m, vocab)).astype(np.float32)
+    logits[1, [400, 7, 999]] = 50.0  # ties: the first index wins, as numpy
+    logits[2, 1000] = 60.0
+    ids, tok = b.up(np.zeros(8, np.uint32)), b.up(np.zeros(4, np.uint32))
+    st = b.state(5, out_idx)
+    p = b.program("argmax")
+    K.argmax(p, b.up(logits), ids, tok, st, vocab=vocab)
+    K.advance(p, st)
+    p.build().run(m)
+    got = np.concatenate([read(b.gpu, ids, np.uint32, 8)[out_idx: out_idx + m], read(b.gpu, tok, np.uint32, 1),
+                          read(b.gpu, st, np.uint32, 2)])
+    want = np.concatenate([logits.argmax(1), logits[-1:].argmax(1), [5 + m, out_idx + m]])
+    ok = bool(np.array_equal(got, want))
+    return KernelCheck(f"argmax [{m}x{vocab}] with ties, token feedback, advance", 0.0 if ok else float(
+        np.max(np.abs(got.astype(np.int64) - want))), 0.0 if ok else 1.0, ok)
+
+
+_subgroup_verdicts: dict[int, bool] = {}
+
+
+def subgroups_work(gpu: GPUDevice) -> bool:
+    """Whether the subgroup reductions give right answers on this device (they assume subgroups are
+    consecutive invocations of a 1-D workgroup, true of every driver we know). Checked once per device."""
+    key = id(gpu.device)
+    if key not in _subgroup_verdicts:
+        b = _Bench(gpu, True)
+        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b, matmul=False), _rmsnorm_check(b),
+                                                         *_attention_checks(b)])
+    return _subgroup_verdicts[key]
+
+
+def run_kernel_checks(gpu: GPUDevice | None = None) -> list[KernelCheck]:
+    """Run every kernel once against numpy; kernels with reductions run in both variants (subgroup
+    and workgroup memory) when the device has subgroups."""
+    gpu = gpu or default_device()
+    results = []
+    for subgroups in ([True, False] if gpu.has_subgroups else [False]):
+        b = _Bench(gpu, subgroups)
+        once = subgroups == gpu.has_subgroups  # kernels without reductions run in one variant only
+        results += _linear_checks(b, matmul=once)
+        results.append(_rmsnorm_check(b))
+        results += _attention_checks(b)
+        if once:
+            results.append(_conv_check(b))
+            results.append(_rope_kv_check(b))
+            results.append(_swiglu_check(b))
+            results.append(_embed_check(b))
+            results.append(_argmax_check(b))
+    return results

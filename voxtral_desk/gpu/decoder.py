@@ -1,0 +1,241 @@
+"""Text side on the GPU: the decoder with GQA attention, ada-norm and the tied Q4_0 head (spec §6-7).
+
+Two programs share every buffer and differ only in the matrix kernel: `batch` (tiled matmul) runs the
+prompt positions, whose input tokens are known, several at a time; `single` (fused Q4 matvec) runs one
+generated position. A generated position chains entirely on the GPU: argmax writes the token id into
+`tok`, the next step's embedding lookup reads it, and the `advance` kernel moves the GPU-side position
+counter (`state`) on. decode(n) records its n steps into a few submits and reads all n ids back once,
+through a persistent staging buffer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import wgpu
+
+from .. import reference as ref
+from ..checkpoint import TOKEN_EMBEDDINGS
+from ..config import ModelConfig
+from . import kernels as K
+from .kernels import Kernels, Program, empty, read, ring_runs, upload
+from .weights import WeightReader, q4_matrix
+
+F32 = 4
+IDS_CAP = 4096  # positions decoded between two readbacks
+INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
+INITIAL_AUDIO_ROWS = 256
+
+
+class AudioRing:
+    """Audio embeddings [cap, D] made by the encoder and not yet decoded; position p in row p % cap."""
+
+    def __init__(self, gpu, dim: int, cap: int):
+        self.gpu, self.row = gpu, dim * F32
+        self.cap = cap
+        self.buffer = empty(gpu, cap * self.row, "audio ring")
+        self.written = 0  # positions encoded so far
+
+    def reserve(self, consumed: int, n: int) -> bool:
+        """Make room for n more rows; True when the ring had to grow into a new buffer."""
+        need = self.written + n - consumed
+        if need <= self.cap:
+            return False
+        cap = max(need, 2 * self.cap)
+        new = empty(self.gpu, cap * self.row, "audio ring")
+        encoder = self.gpu.device.create_command_encoder()
+        for p, count in ring_runs(consumed, self.written, self.cap, cap):
+            encoder.copy_buffer_to_buffer(self.buffer, p % self.cap * self.row, new, p % cap * self.row, count * self.row)
+        self.gpu.queue.submit([encoder.finish()])
+        self.buffer, self.cap = new, cap
+        return True
+
+    def regions(self, src, n: int) -> list[tuple]:
+        """Copies appending rows 0..n of src at the next positions."""
+        return [(src, (p - self.written) * self.row, self.buffer, p % self.cap * self.row, count * self.row)
+                for p, count in ring_runs(self.written, self.written + n, self.cap)]
+
+
+class DecoderStage:
+    def __init__(self, kernels: Kernels, cfg: ModelConfig, reader: WeightReader, limit: int, max_batch: int,
+                 steps_per_submit: int):
+        gpu = self.gpu = kernels.gpu
+        self.kernels = kernels
+        d = self.d = cfg.decoder
+        self.max_batch, self.steps_per_submit = max_batch, steps_per_submit
+        q_dim, kv_dim = d.n_heads * d.head_dim, d.n_kv_heads * d.head_dim
+        self.kv_row = kv_dim * F32
+        self.kv_full = d.sliding_window + max_batch  # window + one batch of new keys
+        self.kv_cap = min(self.kv_full, INITIAL_KV_ROWS)
+        self.table_rows = max(max_batch, steps_per_submit)  # rope rows: the positions of one submit
+
+        self.table = q4_matrix(gpu, reader.q4(TOKEN_EMBEDDINGS), limit, "token embeddings")  # [V, D], tied head
+        self.layers = []
+        for j in range(d.n_layers):
+            p = f"layers.{j}."
+            self.layers.append(dict(
+                attn_norm=upload(gpu, reader.f32(p + "attention_norm.weight")),
+                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv"),
+                wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
+                ffn_norm=upload(gpu, reader.f32(p + "ffn_norm.weight")),
+                w13=q4_matrix(gpu, reader.q4(p + "feed_forward.w1.weight", p + "feed_forward.w3.weight"), limit, p + "w13"),
+                w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
+                ada_down=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.0.weight"), limit, p + "ada down"),
+                ada_up=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.2.weight"), limit, p + "ada up"),
+                ada_mid=empty(gpu, d.ada_dim * F32, p + "ada mid"),
+                k_cache=empty(gpu, self.kv_cap * self.kv_row, f"dec k{j}"),
+                v_cache=empty(gpu, self.kv_cap * self.kv_row, f"dec v{j}"),
+            ))
+        self.final_norm = upload(gpu, reader.f32("norm.weight"))
+
+        b = max_batch
+        self.x = empty(gpu, b * d.dim * F32, "dec x")  # [b, D] residual stream
+        self.h = empty(gpu, b * d.dim * F32, "dec h")
+        self.qkv = empty(gpu, b * (q_dim + 2 * kv_dim) * F32, "dec qkv")
+        self.q = empty(gpu, b * q_dim * F32, "dec q")
+        self.attn = empty(gpu, b * q_dim * F32, "dec attn")
+        self.gu = empty(gpu, b * 2 * d.hidden_dim * F32, "dec gate|up")
+        self.g = empty(gpu, b * d.hidden_dim * F32, "dec glu")
+        self.logits = empty(gpu, b * d.vocab_size * F32, "logits")  # [b, V]
+        if self.logits.size > gpu.max_binding_size:
+            raise ValueError(f"max_batch {b} makes the logits larger than the device's binding limit")
+        self.tok = empty(gpu, b * 4, "input ids")  # [b] u32; tok[0] is fed back by argmax
+        self.ids = empty(gpu, IDS_CAP * 4, "output ids")  # [IDS_CAP] u32
+        self.staging = gpu.device.create_buffer(label="ids staging", size=IDS_CAP * 4,
+                                                usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
+        self.state = empty(gpu, 16, "dec state")  # u32 [pos0, out_idx]
+        self.cos = empty(gpu, self.table_rows * d.head_dim // 2 * F32, "dec rope cos")
+        self.sin = empty(gpu, self.table_rows * d.head_dim // 2 * F32, "dec rope sin")
+        self.t_cond = empty(gpu, d.dim * F32, "t_cond")
+        self.ada = empty(gpu, d.n_layers * d.dim * F32, "ada scales")  # [L, D]: s_j, applied as (1 + s_j)
+        self.audio = AudioRing(gpu, d.dim, INITIAL_AUDIO_ROWS)
+
+        ada = Program(kernels, "ada scales")
+        for j, L in enumerate(self.layers):
+            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, matvec=True)
+            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, matvec=True)
+        self.ada_program = ada.build()
+        self._build()
+        self.prompt: list[int] = []
+        self.position = 0
+
+    def _build(self) -> None:
+        """(Re)create both step programs: at load, and when the KV or audio ring grows."""
+        self.batch = self._program("decoder batch", matvec=False)
+        self.single = self._program("decoder step", matvec=True)
+
+    def _program(self, label: str, matvec: bool) -> Program:
+        d = self.d
+        q_dim = d.n_heads * d.head_dim
+        prog = Program(self.kernels, label)
+        K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim,
+                audio_cap=lambda: self.audio.cap)
+        geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=lambda: self.kv_cap)
+        for j, L in enumerate(self.layers):
+            K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=d.dim, eps=d.norm_eps)
+            K.linear(prog, L["qkv"], self.h, self.qkv, k=d.dim, matvec=matvec)
+            K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
+                      table_rows=self.table_rows, **geo)
+            K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
+                        window=d.sliding_window, **geo)
+            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, matvec=matvec)
+            K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=d.dim, eps=d.norm_eps, ada=self.ada, ada_offset=j * d.dim)
+            K.linear(prog, L["w13"], self.h, self.gu, k=d.dim, matvec=matvec)
+            K.swiglu(prog, self.gu, self.g, hidden=d.hidden_dim)
+            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec)
+        K.rmsnorm(prog, self.x, self.final_norm, self.h, d=d.dim, eps=d.norm_eps)
+        K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec)
+        K.argmax(prog, self.logits, self.ids, self.tok, self.state, vocab=d.vocab_size)
+        K.advance(prog, self.state)
+        return prog.build()
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def set_delay(self, n_delay: int) -> None:
+        """Precompute the ada-norm scales s_j for this delay, on the GPU."""
+        self.gpu.queue.write_buffer(self.t_cond, 0, ref.time_conditioning(n_delay, self.d.dim))
+        self.ada_program.run(1)
+
+    def reset(self, prompt: list[int]) -> None:
+        self.prompt = list(prompt)
+        self.position = 0
+        self.audio.written = 0
+
+    @property
+    def audio_tokens_ready(self) -> int:
+        return self.audio.written - self.position
+
+    # The encoder's sink: it appends audio embeddings through these.
+    def reserve_audio(self, n: int) -> None:
+        if self.audio.reserve(self.position, n):
+            self._build()
+
+    def audio_regions(self, src, n: int) -> list[tuple]:
+        return self.audio.regions(src, n)
+
+    def commit_audio(self, n: int) -> None:
+        self.audio.written += n
+
+    def _ensure_kv(self, positions: int) -> None:
+        """Grow the KV rings (by doubling, up to window + batch) to hold `positions` positions."""
+        need = min(self.kv_full, positions)
+        if need <= self.kv_cap:
+            return
+        cap = min(self.kv_full, max(need, 2 * self.kv_cap))
+        lo = max(0, self.position - self.d.sliding_window + 1)  # the oldest key still visible
+        encoder = self.gpu.device.create_command_encoder()
+        for j, L in enumerate(self.layers):
+            for name in ("k_cache", "v_cache"):
+                new = empty(self.gpu, cap * self.kv_row, f"dec {name[0]}{j}")
+                for p, count in ring_runs(lo, self.position, self.kv_cap, cap):
+                    encoder.copy_buffer_to_buffer(L[name], p % self.kv_cap * self.kv_row, new,
+                                                  p % cap * self.kv_row, count * self.kv_row)
+                L[name] = new
+        self.gpu.queue.submit([encoder.finish()])
+        self.kv_cap = cap
+        self._build()
+
+    # --- decoding ----------------------------------------------------------------------------------
+
+    def decode(self, n: int, trace: dict | None) -> np.ndarray:
+        if n > self.audio_tokens_ready:
+            raise ValueError(f"decode({n}) but only {self.audio_tokens_ready} audio tokens are ready")
+        out = np.empty(n, dtype=np.int64)
+        self._ensure_kv(self.position + n)
+        for start in range(0, n, IDS_CAP):
+            out[start: start + IDS_CAP] = self._round(min(IDS_CAP, n - start), trace)
+        return out
+
+    def _round(self, n: int, trace: dict | None) -> np.ndarray:
+        """n positions (n <= IDS_CAP) in few submits, then one readback of their ids."""
+        q = self.gpu.queue
+        d = self.d
+        q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
+        nbytes = -(-n * 4 // 8) * 8  # mapping works in multiples of 8 bytes
+        done = 0
+        while done < n:
+            encoder = self.gpu.device.create_command_encoder()
+            batched = self.position < len(self.prompt)
+            if batched:  # known input tokens: one batched forward
+                k = min(n - done, len(self.prompt) - self.position, self.max_batch)
+                q.write_buffer(self.tok, 0, np.array(self.prompt[self.position: self.position + k], dtype=np.uint32))
+                K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                self.batch.prepare(k)
+                self.batch.record(encoder, k)
+            else:  # generated tokens chain on the GPU; with a trace, one step per submit to read logits
+                k = min(n - done, 1 if trace is not None else self.steps_per_submit)
+                K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                self.single.prepare(1)
+                for _ in range(k):
+                    self.single.record(encoder, 1)
+            done += k
+            self.position += k
+            if done == n:
+                encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, nbytes)
+            q.submit([encoder.finish()])
+            if trace is not None:
+                rows = k if batched else 1
+                trace.setdefault("logits", []).append(
+                    read(self.gpu, self.logits, np.float32, rows * d.vocab_size).reshape(rows, d.vocab_size))
+        self.staging.map_sync(wgpu.MapMode.READ, 0, nbytes)
+        ids = np.frombuffer(self.staging.read_mapped(0, nbytes), dtype=np.uint32)[:n].astype(np.int64)
+        self.staging.unmap()
+        return ids

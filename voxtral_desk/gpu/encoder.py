@@ -1,0 +1,164 @@
+"""Audio side on the GPU: causal conv stem, the sliding-window encoder and the adapter (spec §4-5).
+
+Mel frames arrive in chunks of up to `max_tokens` tokens (8 mel frames = 4 encoder frames each); each
+chunk is one submit of one program. The conv stem's causal state (2 mel frames, 1 conv0 frame) and the
+per-layer KV cache, a ring of window + chunk rows, carry over between chunks, so streaming in any
+chunking computes the same as one long call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..checkpoint import AUDIO, ENCODER
+from ..config import ModelConfig
+from . import kernels as K
+from .kernels import Kernels, Program, empty, read, upload
+from .weights import WeightReader, f32_matrix, q4_matrix
+
+F32 = 4
+
+
+class EncoderStage:
+    def __init__(self, kernels: Kernels, cfg: ModelConfig, reader: WeightReader, limit: int, max_tokens: int,
+                 trace: bool):
+        gpu = self.gpu = kernels.gpu
+        e, d = cfg.encoder, cfg.decoder
+        self.e, self.d = e, d
+        self.frames_per_token = cfg.audio.mel_frames_per_token // 2  # conv1 halves the mel rate
+        if self.frames_per_token != e.downsample_factor:
+            raise ValueError("the adapter must group exactly the encoder frames of one token")
+        self.max_frames = max_tokens * self.frames_per_token
+        self.trace = trace
+        t, de = self.max_frames, e.dim
+        q_dim, kv_dim = e.n_heads * e.head_dim, e.n_kv_heads * e.head_dim
+        self.kv_cap = e.sliding_window + t  # every key a chunk's queries can see, plus the chunk itself
+        self.table_rows = t
+
+        # Weights. Conv kernels [out, in, 3] become [out, 3*in] rows so that output frame i reads one
+        # contiguous, overlapping run of time-major input rows.
+        def conv(i):
+            w = reader.f32(f"{ENCODER}conv_layers.{i}.conv.weight")
+            return (f32_matrix(gpu, w.transpose(0, 2, 1).reshape(w.shape[0], -1), limit, f"conv{i}"),
+                    upload(gpu, reader.f32(f"{ENCODER}conv_layers.{i}.conv.bias"), f"conv{i} bias"))
+
+        self.conv0, self.conv0_b = conv(0)
+        self.conv1, self.conv1_b = conv(1)
+        self.layers = []
+        for i in range(e.n_layers):
+            p = f"{ENCODER}transformer.layers.{i}."
+            qkv_bias = np.concatenate([reader.f32(p + "attention.wq.bias"), np.zeros(kv_dim, np.float32),
+                                       reader.f32(p + "attention.wv.bias")])  # wk has no bias
+            self.layers.append(dict(
+                attn_norm=upload(gpu, reader.f32(p + "attention_norm.weight")),
+                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv"),
+                qkv_b=upload(gpu, qkv_bias),
+                wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
+                wo_b=upload(gpu, reader.f32(p + "attention.wo.bias")),
+                ffn_norm=upload(gpu, reader.f32(p + "ffn_norm.weight")),
+                w13=q4_matrix(gpu, reader.q4(p + "feed_forward.w1.weight", p + "feed_forward.w3.weight"), limit, p + "w13"),
+                w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
+                w2_b=upload(gpu, reader.f32(p + "feed_forward.w2.bias")),
+                k_cache=empty(gpu, self.kv_cap * kv_dim * F32, f"enc k{i}"),
+                v_cache=empty(gpu, self.kv_cap * kv_dim * F32, f"enc v{i}"),
+            ))
+        self.final_norm = upload(gpu, reader.f32(ENCODER + "transformer.norm.weight"))
+        self.proj0 = q4_matrix(gpu, reader.q4(AUDIO + "audio_language_projection.0.weight"), limit, "adapter 0")
+        self.proj2 = q4_matrix(gpu, reader.q4(AUDIO + "audio_language_projection.2.weight"), limit, "adapter 2")
+
+        # Activations for the largest chunk (t encoder frames).
+        self.mel_in = empty(gpu, (2 + 2 * t) * e.n_mels * F32, "mel in")  # [2 carried + 2t, n_mels]
+        self.conv_h = empty(gpu, (1 + 2 * t) * de * F32, "conv0 out")  # [1 carried + 2t, De]
+        self.conv_tail = empty(gpu, de * F32, "conv0 tail")  # [De]
+        self.x = empty(gpu, t * de * F32, "enc x")  # [t, De] residual stream
+        self.h = empty(gpu, t * de * F32, "enc h")
+        self.qkv = empty(gpu, t * (q_dim + 2 * kv_dim) * F32, "enc qkv")
+        self.q = empty(gpu, t * q_dim * F32, "enc q")
+        self.attn = empty(gpu, t * q_dim * F32, "enc attn")
+        self.gu = empty(gpu, t * 2 * e.hidden_dim * F32, "enc gate|up")
+        self.g = empty(gpu, t * e.hidden_dim * F32, "enc glu")
+        self.out = empty(gpu, t * de * F32, "enc out")
+        self.conv_trace = empty(gpu, t * de * F32, "conv trace") if trace else None
+        tokens = t // self.frames_per_token
+        self.ad_h = empty(gpu, tokens * d.dim * F32, "adapter hidden")  # [tokens, D]
+        self.ad_out = empty(gpu, tokens * d.dim * F32, "adapter out")
+        self.cos = empty(gpu, self.table_rows * e.head_dim // 2 * F32, "enc rope cos")
+        self.sin = empty(gpu, self.table_rows * e.head_dim // 2 * F32, "enc rope sin")
+        self.state = empty(gpu, 16, "enc state")  # u32 pos0 of the chunk
+        self.kernels = kernels
+        self.reset()
+
+    def build(self, sink) -> None:
+        """sink: the decoder, which queues the audio embeddings: reserve_audio(n) before a chunk is
+        recorded, audio_regions(src, n) -> copy regions into its ring (which may be replaced when it
+        grows; copies bind nothing, so this program never needs rebuilding), commit_audio(n) after."""
+        self.sink = sink
+        e, d = self.e, self.d
+        de, fpt = e.dim, self.frames_per_token
+        prog = Program(self.kernels, "encoder")
+        row = de * F32
+        prog.copy(lambda m: [(self.conv_tail, 0, self.conv_h, 0, row)])
+        K.linear(prog, self.conv0, self.mel_in, self.conv_h, k=3 * e.n_mels, x_stride=e.n_mels, out_base=de,
+                 bias=self.conv0_b, gelu=True, rows=lambda m: 2 * m)
+        prog.copy(lambda m: [(self.conv_h, 2 * m * row, self.conv_tail, 0, row)])
+        K.linear(prog, self.conv1, self.conv_h, self.x, k=3 * de, x_stride=2 * de, bias=self.conv1_b, gelu=True)
+        if self.trace:
+            prog.copy(lambda m: [(self.x, 0, self.conv_trace, 0, m * row)])
+        geo = dict(n_heads=e.n_heads, n_kv=e.n_kv_heads, head_dim=e.head_dim, cap=lambda: self.kv_cap)
+        q_dim = e.n_heads * e.head_dim
+        for L in self.layers:
+            K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=de, eps=e.norm_eps)
+            K.linear(prog, L["qkv"], self.h, self.qkv, k=de, bias=L["qkv_b"])
+            K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
+                      table_rows=self.table_rows, **geo)
+            K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
+                        window=e.sliding_window, **geo)
+            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, bias=L["wo_b"], accumulate=True)
+            K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=de, eps=e.norm_eps)
+            K.linear(prog, L["w13"], self.h, self.gu, k=de)
+            K.swiglu(prog, self.gu, self.g, hidden=e.hidden_dim)
+            K.linear(prog, L["w2"], self.g, self.x, k=e.hidden_dim, bias=L["w2_b"], accumulate=True)
+        K.rmsnorm(prog, self.x, self.final_norm, self.out, d=de, eps=e.norm_eps)
+        # [t, De] read as [t/4, 4*De]: each token concatenates its 4 frames.
+        K.linear(prog, self.proj0, self.out, self.ad_h, k=fpt * de, gelu=True, rows=lambda m: m // fpt)
+        K.linear(prog, self.proj2, self.ad_h, self.ad_out, k=d.dim, rows=lambda m: m // fpt)
+        prog.copy(lambda m: sink.audio_regions(self.ad_out, m // fpt))
+        self.program = prog.build()
+
+    def reset(self) -> None:
+        self.pos = 0  # encoder frames done
+        self.mel_tail = np.zeros((self.e.n_mels, 2), dtype=np.float32)  # conv0's causal left context
+        self.gpu.queue.write_buffer(self.conv_tail, 0, np.zeros(self.e.dim, np.float32))
+
+    def encode(self, mel: np.ndarray, trace: dict | None) -> None:
+        """mel [n_mels, 8k] -> k audio embeddings appended to the sink's queue."""
+        per_token = 2 * self.frames_per_token
+        if mel.shape[1] % per_token:
+            raise ValueError(f"mel frames must come in whole tokens of {per_token}")
+        step = self.max_frames * 2
+        records = {"conv": [], "encoder": [], "adapter": []}
+        for start in range(0, mel.shape[1], step):
+            chunk = mel[:, start: start + step]
+            t = chunk.shape[1] // 2  # encoder frames
+            x0 = np.concatenate([self.mel_tail, chunk], axis=1)  # [n_mels, 2 + 2t]
+            self.mel_tail = x0[:, -2:]
+            q = self.gpu.queue
+            q.write_buffer(self.mel_in, 0, np.ascontiguousarray(x0.T, dtype=np.float32))
+            q.write_buffer(self.state, 0, np.array([self.pos, 0], dtype=np.uint32))
+            K.write_rope_tables(self.gpu, self.cos, self.sin, self.pos, t, self.e.head_dim, self.e.rope_theta,
+                                self.table_rows)
+            n_tok = t // self.frames_per_token
+            self.sink.reserve_audio(n_tok)
+            self.program.prepare(t)
+            encoder = self.gpu.device.create_command_encoder()
+            self.program.record(encoder, t)
+            q.submit([encoder.finish()])
+            self.sink.commit_audio(n_tok)
+            self.pos += t
+            if trace is not None:
+                de = self.e.dim
+                records["conv"].append(read(self.gpu, self.conv_trace, np.float32, t * de).reshape(t, de))
+                records["encoder"].append(read(self.gpu, self.out, np.float32, t * de).reshape(t, de))
+                records["adapter"].append(read(self.gpu, self.ad_out, np.float32, n_tok * self.d.dim).reshape(n_tok, -1))
+        if trace is not None and mel.shape[1]:
+            for stage, parts in records.items():
+                trace.setdefault(stage, []).append(np.concatenate(parts))

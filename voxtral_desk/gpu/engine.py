@@ -1,0 +1,70 @@
+"""GPUEngine: the model on any wgpu adapter through our WGSL kernels, behind the same engine interface as
+reference.ReferenceEngine (see session.Engine). Log-mel stays on the CPU (it is cheap); everything from
+the conv stem to the argmax runs on the GPU, with the weights kept in Q4_0."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..config import ModelConfig
+from .checks import subgroups_work
+from .decoder import DecoderStage
+from .device import GPUDevice, default_device
+from .encoder import EncoderStage
+from .kernels import Kernels
+from .weights import WeightReader
+
+log = logging.getLogger(__name__)
+
+
+class GPUEngine:
+    def __init__(self, model, trace: bool = False, max_binding_size: int | None = None, *,
+                 device: GPUDevice | None = None, adapter: str | None = None, use_subgroups: bool | None = None,
+                 max_batch: int = 64, encoder_chunk_tokens: int = 32, steps_per_submit: int = 16):
+        """max_binding_size lowers the size above which a weight is split across bindings (to exercise
+        that path on devices that never need it). max_batch: prompt positions per batched forward;
+        encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring);
+        steps_per_submit: generated tokens recorded per submit."""
+        self.gpu = device or default_device(adapter, use_subgroups)
+        if self.gpu.has_subgroups and use_subgroups is not False and not subgroups_work(self.gpu):
+            log.warning("subgroup reductions give wrong results on %s; using workgroup memory instead", self.gpu.name)
+            use_subgroups = False
+        self.kernels = Kernels(self.gpu, use_subgroups)
+        self.config: ModelConfig = model.config
+        self.name = f"gpu: {self.gpu.describe(self.kernels.subgroups)}"
+        limit = self.gpu.max_binding_size if max_binding_size is None else min(max_binding_size, self.gpu.max_binding_size)
+        self.binding_limit = limit
+        reader = WeightReader(model)
+        self.decoder = DecoderStage(self.kernels, self.config, reader, limit, max_batch, steps_per_submit)
+        self.encoder = EncoderStage(self.kernels, self.config, reader, limit, encoder_chunk_tokens, trace)
+        self.encoder.build(self.decoder)
+        self.trace = {} if trace else None
+        self.n_delay = None
+
+    @property
+    def is_software(self) -> bool:
+        return self.gpu.is_software
+
+    # --- engine interface -------------------------------------------------------------------------
+
+    def reset(self, prompt: list[int], n_delay: int) -> None:
+        self.encoder.reset()
+        self.decoder.reset(prompt)
+        if n_delay != self.n_delay:
+            self.decoder.set_delay(n_delay)
+            self.n_delay = n_delay
+        if self.trace is not None:
+            self.trace.clear()
+
+    @property
+    def audio_tokens_ready(self) -> int:
+        return self.decoder.audio_tokens_ready
+
+    def encode(self, mel: np.ndarray) -> None:
+        """mel [n_mels, 8k] -> k audio embeddings queued (on the GPU) for the decoder."""
+        self.encoder.encode(np.asarray(mel, dtype=np.float32), self.trace)
+
+    def decode(self, n: int) -> np.ndarray:
+        """Run the next n decoder positions; returns the argmax id of each (the next position's token)."""
+        return self.decoder.decode(n, self.trace)

@@ -1,0 +1,320 @@
+"""WGSL kernels and how they are dispatched.
+
+Kernels are assembled from the files in `shaders/` (a kernel plus the shared pieces it includes) and
+built into pipelines once per device. A `Program` is a fixed sequence of dispatches and copies whose
+bind groups are created once; its per-dispatch parameters (dimensions, flags) live in one uniform
+buffer, rewritten with a single write only when the program's row count changes. Programs are
+recorded into command encoders as often as needed (the decoder records one per generated token).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import wgpu
+
+from ..reference import rope_tables
+from . import shaders_dir
+from .device import GPUDevice
+
+# Pieces each kernel is assembled from, in order; "reduce" is the subgroup or workgroup-memory variant.
+KERNEL_SOURCES = {
+    "q4_matvec": ("reduce", "activations", "linear_out", "q4_matvec"),
+    "matmul_q4": ("activations", "linear_out", "matmul_weights_q4", "matmul"),
+    "matmul_f32": ("activations", "linear_out", "matmul_weights_f32", "matmul"),
+    "rmsnorm": ("reduce", "rmsnorm"),
+    "rope_kv": ("rope_kv",),
+    "attention": ("reduce", "attention"),
+    "swiglu": ("swiglu",),
+    "embed_q4": ("embed_q4",),
+    "argmax": ("argmax",),
+    "advance": ("advance",),
+}
+SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
+PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
+MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
+USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.COPY_SRC
+
+# linear_out.wgsl flags
+BIAS, GELU, ACCUMULATE = 1, 2, 4
+MATVEC_ROWS_PER_GROUP = 8  # q4_matvec.wgsl: 256 invocations / teams of 32
+MATMUL_TILE = 64
+
+
+class Kernels:
+    """Pipelines of one device, built on first use and kept."""
+
+    def __init__(self, gpu: GPUDevice, use_subgroups: bool | None = None):
+        self.gpu = gpu
+        self.subgroups = gpu.has_subgroups and use_subgroups is not False
+        self._pipelines: dict[str, object] = {}
+
+    def source(self, name: str) -> str:
+        folder = shaders_dir()
+        parts = []
+        for piece in KERNEL_SOURCES[name]:
+            if piece == "reduce":
+                piece = "reduce_subgroup" if self.subgroups else "reduce_workgroup"
+            parts.append((folder / f"{piece}.wgsl").read_text())
+        src = "\n".join(parts)
+        return src.replace(SUBGROUP_ARG, ", @builtin(subgroup_size) sg_size: u32" if self.subgroups else "")
+
+    def pipeline(self, name: str):
+        if name not in self._pipelines:
+            module = self.gpu.device.create_shader_module(label=name, code=self.source(name))
+            self._pipelines[name] = self.gpu.device.create_compute_pipeline(
+                label=name, layout="auto", compute={"module": module, "entry_point": "main"})
+        return self._pipelines[name]
+
+
+# --- buffers ---------------------------------------------------------------------------------------
+
+def upload(gpu: GPUDevice, array: np.ndarray, label: str = "") -> object:
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    pad = -data.nbytes % 16 if data.nbytes else 16  # sizes stay multiples of 16, never empty
+    if pad:
+        data = np.concatenate([data, np.zeros(pad, dtype=np.uint8)])
+    return gpu.device.create_buffer_with_data(label=label, data=data, usage=USAGE)
+
+
+def empty(gpu: GPUDevice, nbytes: int, label: str = "") -> object:
+    return gpu.device.create_buffer(label=label, size=max(16, -(-nbytes // 16) * 16), usage=USAGE)
+
+
+def read(gpu: GPUDevice, buffer, dtype, count: int, offset: int = 0) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    raw = gpu.queue.read_buffer(buffer, offset, count * itemsize)
+    return np.frombuffer(raw, dtype=dtype, count=count).copy()
+
+
+def groups_2d(n: int) -> tuple[int, int]:
+    """n workgroups as an (x, y) grid within the per-dimension limit; kernels use x + y * nx and
+    bound-check the extra ones."""
+    x = max(1, min(n, MAX_GROUPS))
+    return x, max(1, math.ceil(n / x))
+
+
+# --- programs --------------------------------------------------------------------------------------
+
+Params = Callable[[int], Sequence[int | float]]
+Grid = Callable[[int], tuple[int, int, int]]
+
+
+@dataclass
+class _Dispatch:
+    kernel: str
+    buffers: list
+    params: Params
+    grid: Grid
+    pipeline: object = None
+    bind_group: object = None
+
+
+@dataclass
+class _Copy:
+    regions: Callable[[int], list[tuple]]  # m -> [(src, src_offset, dst, dst_offset, size)]
+
+
+class Program:
+    """A sequence of dispatches (and copies) built once and recorded many times. Each dispatch's
+    parameters are a function of the program's row count m, and so is its grid."""
+
+    def __init__(self, kernels: Kernels, label: str):
+        self.kernels = kernels
+        self.gpu = kernels.gpu
+        self.label = label
+        self.ops: list[_Dispatch | _Copy] = []
+        self._param_buffer = None
+        self._m: int | None = None
+        self._grids: list[tuple[int, int, int] | None] = []
+
+    def dispatch(self, kernel: str, buffers: Sequence, params: Params, grid: Grid) -> None:
+        """buffers are the storage bindings 1, 2, ... of the kernel, bound whole (binding 0 is its
+        parameters); None skips a number."""
+        if self._param_buffer is not None:
+            raise RuntimeError("program already built")
+        self.ops.append(_Dispatch(kernel, list(buffers), params, grid))
+
+    def copy(self, regions: Callable[[int], list[tuple]]) -> None:
+        self.ops.append(_Copy(regions))
+
+    def build(self) -> "Program":
+        dispatches = [op for op in self.ops if isinstance(op, _Dispatch)]
+        self._param_buffer = self.gpu.device.create_buffer(
+            label=f"{self.label} params", size=max(1, len(dispatches)) * PARAM_SLOT,
+            usage=wgpu.BufferUsage.UNIFORM | wgpu.BufferUsage.COPY_DST)
+        for i, op in enumerate(dispatches):
+            pipeline = op.pipeline = self.kernels.pipeline(op.kernel)
+            entries = [{"binding": 0, "resource": {"buffer": self._param_buffer, "offset": i * PARAM_SLOT,
+                                                   "size": PARAM_SLOT}}]
+            for b, buf in enumerate(op.buffers, start=1):
+                if buf is None:  # a binding number the kernel variant does not declare
+                    continue
+                entries.append({"binding": b, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
+            op.bind_group = self.gpu.device.create_bind_group(
+                label=f"{self.label} {op.kernel}", layout=pipeline.get_bind_group_layout(0), entries=entries)
+        return self
+
+    def prepare(self, m: int) -> None:
+        """Set the row count for the next recordings: one buffer write when it changed. Every recording
+        submitted after this sees m (writes are ordered before later submits)."""
+        if m == self._m:
+            return
+        dispatches = [op for op in self.ops if isinstance(op, _Dispatch)]
+        words = np.zeros((max(1, len(dispatches)), PARAM_SLOT // 4), dtype=np.uint32)
+        for i, op in enumerate(dispatches):
+            values = op.params(m)
+            for j, v in enumerate(values):
+                words[i, j] = np.float32(v).view(np.uint32) if isinstance(v, float) else np.uint32(v)
+        self.gpu.queue.write_buffer(self._param_buffer, 0, words)
+        self._grids = [op.grid(m) if isinstance(op, _Dispatch) else None for op in self.ops]
+        self._m = m
+
+    def record(self, encoder, m: int) -> None:
+        if m != self._m:
+            raise RuntimeError(f"{self.label}: prepare({m}) first")
+        cpass = None
+        for op, grid in zip(self.ops, self._grids):
+            if isinstance(op, _Copy):
+                if cpass is not None:
+                    cpass.end()
+                    cpass = None
+                for src, src_off, dst, dst_off, size in op.regions(m):
+                    encoder.copy_buffer_to_buffer(src, src_off, dst, dst_off, size)
+                continue
+            gx, gy, gz = grid
+            if gx * gy * gz == 0:
+                continue
+            if cpass is None:
+                cpass = encoder.begin_compute_pass()
+            cpass.set_pipeline(op.pipeline)
+            cpass.set_bind_group(0, op.bind_group)
+            cpass.dispatch_workgroups(gx, gy, gz)
+        if cpass is not None:
+            cpass.end()
+
+    def run(self, m: int) -> None:
+        """prepare + record + submit, for one-off programs."""
+        self.prepare(m)
+        encoder = self.gpu.device.create_command_encoder()
+        self.record(encoder, m)
+        self.gpu.queue.submit([encoder.finish()])
+
+
+# --- operations: one helper per kernel, shared by the engine and the kernel checks ------------------
+
+def _same(m: int) -> int:
+    return m
+
+
+def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out_stride: int | None = None,
+           out_base: int = 0, bias=None, gelu: bool = False, accumulate: bool = False,
+           rows: Callable[[int], int] = _same, matvec: bool = False) -> None:
+    """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix).
+    matvec picks the decode kernel (x has few rows); otherwise the tiled matmul."""
+    x_stride = k if x_stride is None else x_stride
+    out_stride = w.rows if out_stride is None else out_stride
+    flags = (BIAS if bias is not None else 0) | (GELU if gelu else 0) | (ACCUMULATE if accumulate else 0)
+    bias_buf = bias if bias is not None else dummy(prog.gpu)
+    if matvec and not w.quantized:
+        raise ValueError("the matrix-vector kernel reads Q4_0 weights")
+    if matvec and (x_stride % 4 or k % 32):
+        raise ValueError("q4_matvec reads x as vec4 and whole blocks")
+    for c in w.chunks:
+        def params(m, c=c):
+            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags)
+
+        if matvec:
+            def grid(m, c=c):
+                gx, gy = groups_2d(math.ceil(c.rows / MATVEC_ROWS_PER_GROUP))
+                return gx, gy, rows(m)
+            prog.dispatch("q4_matvec", [x, *c.buffers, bias_buf, out], params, grid)
+        else:
+            def grid(m, c=c):
+                return math.ceil(c.rows / MATMUL_TILE), math.ceil(rows(m) / MATMUL_TILE), 1
+            weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
+            prog.dispatch("matmul_q4" if w.quantized else "matmul_f32", [x, *weights, bias_buf, out], params, grid)
+
+
+def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0,
+            rows: Callable[[int], int] = _same) -> None:
+    """out = x / sqrt(mean(x^2) + eps) * w [* (1 + ada[ada_offset:ada_offset+d])], per row."""
+    flags = 1 if ada is not None else 0
+    prog.dispatch("rmsnorm", [x, w, ada if ada is not None else dummy(prog.gpu), out],
+                  lambda m: (rows(m), d, float(eps), ada_offset, flags),
+                  lambda m: (*groups_2d(rows(m)), 1))
+
+
+def rope_kv(prog: Program, qkv, cos, sin, q, k_cache, v_cache, state, *, n_heads: int, n_kv: int,
+            head_dim: int, cap: Callable[[], int], table_rows: int) -> None:
+    per_row = (n_heads + 2 * n_kv) * head_dim // 2
+    prog.dispatch("rope_kv", [qkv, cos, sin, q, k_cache, v_cache, state],
+                  lambda m: (m, n_heads, n_kv, head_dim, cap(), table_rows),
+                  lambda m: (math.ceil(per_row / 64), m, 1))
+
+
+def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n_kv: int, head_dim: int,
+              cap: Callable[[], int], window: int) -> None:
+    if head_dim > 256:
+        raise ValueError("attention.wgsl supports head_dim <= 256")
+    scale = float(np.float32(1.0 / math.sqrt(head_dim)))
+    prog.dispatch("attention", [q, k_cache, v_cache, out, state],
+                  lambda m: (m, n_heads, n_kv, head_dim, cap(), window, scale),
+                  lambda m: (n_heads, m, 1))
+
+
+def swiglu(prog: Program, gu, out, *, hidden: int) -> None:
+    prog.dispatch("swiglu", [gu, out], lambda m: (m, hidden),
+                  lambda m: (*groups_2d(math.ceil(m * hidden / 256)), 1))
+
+
+def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: Callable[[], int]) -> None:
+    """x[m] = audio ring row (pos0 + m) + dequantised table[tok[m]]; one dispatch per table chunk."""
+    for c in table.chunks:
+        prog.dispatch("embed_q4", [tok, audio, *c.buffers, x, state],
+                      lambda m, c=c: (m, d, audio_cap(), c.row0, c.rows),
+                      lambda m: (math.ceil(d // 32 / 64), m, 1))
+
+
+def argmax(prog: Program, logits, ids, tok, state, *, vocab: int) -> None:
+    prog.dispatch("argmax", [logits, ids, tok, state], lambda m: (m, vocab), lambda m: (m, 1, 1))
+
+
+def advance(prog: Program, state) -> None:
+    prog.dispatch("advance", [state], lambda m: (m,), lambda m: (1, 1, 1))
+
+
+_dummies: dict[int, object] = {}
+
+
+def dummy(gpu: GPUDevice):
+    """A small buffer bound where a kernel's optional input (bias, ada scale) is switched off."""
+    key = id(gpu.device)
+    if key not in _dummies:
+        _dummies[key] = empty(gpu, 16, "unused")
+    return _dummies[key]
+
+
+def ring_runs(start: int, stop: int, *caps: int) -> list[tuple[int, int]]:
+    """Split positions [start, stop) into runs (first position, length) that are contiguous in every ring
+    of the given capacities (position p lives in row p % cap)."""
+    runs, p = [], start
+    while p < stop:
+        n = min([stop - p] + [c - p % c for c in caps])
+        runs.append((p, n))
+        p += n
+    return runs
+
+
+def write_rope_tables(gpu: GPUDevice, cos_buf, sin_buf, pos0: int, n: int, head_dim: int, theta: float,
+                      table_rows: int) -> None:
+    """cos/sin of positions pos0 .. pos0+n into rows p % table_rows, computed by the reference's own
+    function so the GPU rotates by bit-identical angles."""
+    cos, sin = rope_tables(np.arange(pos0, pos0 + n), head_dim, theta)
+    row = head_dim // 2 * 4
+    for p, count in ring_runs(pos0, pos0 + n, table_rows):
+        i = p - pos0
+        gpu.queue.write_buffer(cos_buf, (p % table_rows) * row, cos[i: i + count])
+        gpu.queue.write_buffer(sin_buf, (p % table_rows) * row, sin[i: i + count])
