@@ -106,11 +106,19 @@ def cmd_make_test_model(args) -> int:
     return 0
 
 
+def cmd_self_test(args) -> int:
+    from .selftest import run_self_test
+
+    return run_self_test()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import BACKENDS
     from .transcript import FORMATS
 
     p = argparse.ArgumentParser(prog="voxtral-desk", description="Local streaming speech-to-text with Voxtral Realtime.")
+    p.add_argument("--self-test", action="store_true",
+                   help="check the GPU engine against numpy on this machine and exit (status 0: all agree)")
     sub = p.add_subparsers(dest="command")
     from .models.cli import register as register_models
 
@@ -151,12 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--dtype", default="bf16", choices=["bf16", "f32"], help="safetensors dtype (tiny presets)")
     m.set_defaults(func=cmd_make_test_model)
+
+    s = sub.add_parser("self-test", help="check the GPU engine against numpy on this machine (same as --self-test)")
+    s.set_defaults(func=cmd_self_test)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        return cmd_self_test(args)
     if args.command is None:
         from .app.main import run_app
 

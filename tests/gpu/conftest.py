@@ -15,7 +15,7 @@ if "XDG_RUNTIME_DIR" not in os.environ:  # Mesa complains on every call without 
     _xdg.mkdir(mode=0o700, exist_ok=True)
     os.environ["XDG_RUNTIME_DIR"] = str(_xdg)
 
-from gpu_testlib import PRESETS, SEEDS
+from gpu_testlib import PRESETS, SEEDS, STAGE_REPORT
 
 HERE = Path(__file__).parent
 SPEECH = "Hello world, this is a test of live dictation on your own computer."
@@ -39,6 +39,13 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.gpu)
         if gpu is None:
             item.add_marker(pytest.mark.skip(reason=f"no wgpu adapter can be created: {why}"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if STAGE_REPORT:
+        terminalreporter.write_sep("-", "GPU vs reference: max relative error per stage")
+        for line in STAGE_REPORT:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

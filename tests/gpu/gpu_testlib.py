@@ -9,6 +9,7 @@ from voxtral_desk.tokenizer import Tokenizer
 PRESETS = ("tiny", "tiny-wide")
 SEEDS = (0, 1, 2)
 DELAYS = (480, 160)
+STAGE_REPORT: list[str] = []  # "max relative error per stage" lines, printed in the terminal summary
 
 
 def transcribe(engine, model, audio: np.ndarray, delay_ms: int, bounds: list[int] | None = None) -> list[int]:

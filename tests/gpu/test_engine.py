@@ -12,7 +12,7 @@ from voxtral_desk.reference import ReferenceEngine
 from voxtral_desk.session import StreamingSession
 from voxtral_desk.tokenizer import Tokenizer
 
-from gpu_testlib import DELAYS, PRESETS, SEEDS, transcribe
+from gpu_testlib import DELAYS, PRESETS, SEEDS, STAGE_REPORT, transcribe
 
 pytestmark = pytest.mark.gpu
 
@@ -56,7 +56,7 @@ def test_stage_errors(preset, delay, models, clips, gpu):
         assert err < STAGE_TOL, f"{stage}: max relative error {err:.3g}"
     # The same list structure as the reference: one entry per encode() call / decoder forward.
     assert [len(v) for v in gpu_engine.trace.values()] == [len(v) for v in ref_engine.trace.values()]
-    print(f"\n{preset} {delay} ms max relative error per stage: " + ", ".join(report))
+    STAGE_REPORT.append(f"{preset} {delay} ms: " + ", ".join(report))
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -10,7 +10,7 @@ import numpy as np
 from .. import reference as ref
 from ..quant import dequantize_q4_0, quantize_q4_0
 from .device import GPUDevice, default_device
-from .kernels import Kernels, Program, empty, read, upload
+from .kernels import Kernels, Program, read, upload
 from . import kernels as K
 from .weights import f32_matrix, q4_matrix
 
@@ -67,31 +67,32 @@ class _Bench:
 
 def _linear_checks(b: _Bench, matmul: bool = True) -> list[KernelCheck]:
     out = []
-    m, n, k, x_stride = 3, 37, 96, 100
-    w, wf = b.q4(n, k, limit=13 * (k // 32) * 16)  # 13-row chunks: 3 chunks, the last one partial
-    x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
-    bias = b.rng.standard_normal(n).astype(np.float32)
-    resid = b.rng.standard_normal((m, n + 3)).astype(np.float32)
-    for matvec in (True, False) if matmul else (True,):
-        kname = "q4_matvec" if matvec else "matmul_q4"
-        mm = m if matvec else 37  # the tiled kernel on a row count that is not a tile multiple
-        xx = x if matvec else b.rng.standard_normal((mm, x_stride)).astype(np.float32)
-        rr = resid if matvec else b.rng.standard_normal((mm, n + 3)).astype(np.float32)
-        want_plain = xx[:, :k] @ wf.T
-        xb, ob = b.up(xx), b.up(np.zeros((mm, n), np.float32))
+    k, x_stride = 96, 100
+    # (kernel, rows of x, weight rows, rows per chunk): 3 matvec chunks, the last partial; matmul tiles
+    # (64x64) cut inside a chunk and at its end.
+    cases = [("q4_matvec", 3, 37, 13)] + ([("matmul_q4", 70, 150, 100)] if matmul else [])
+    for kname, m, n, chunk_rows in cases:
+        matvec = kname == "q4_matvec"
+        tag = f" ({b.tag})" if matvec else ""  # the tiled matmul has no reduction variants
+        w, wf = b.q4(n, k, limit=chunk_rows * (k // 32) * 16)
+        x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
+        bias = b.rng.standard_normal(n).astype(np.float32)
+        resid = b.rng.standard_normal((m, n + 3)).astype(np.float32)
+        want_plain = x[:, :k] @ wf.T
+        xb, ob = b.up(x), b.up(np.zeros((m, n), np.float32))
         p = b.program(kname)
         K.linear(p, w, xb, ob, k=k, x_stride=x_stride, bias=b.up(bias), gelu=True, matvec=matvec)
-        p.build().run(mm)
-        out.append(compare(f"{kname} bias+gelu [{mm}x{k}]x[{n}x{k}]^T, 3 chunks ({b.tag})",
-                           b.f32(ob, (mm, n)), ref.gelu(want_plain + bias)))
-        rb = b.up(rr)
+        p.build().run(m)
+        out.append(compare(f"{kname} bias+gelu [{m}x{k}]x[{n}x{k}]^T, {len(w.chunks)} chunks{tag}",
+                           b.f32(ob, (m, n)), ref.gelu(want_plain + bias)))
+        rb = b.up(resid)
         p = b.program(kname)
         K.linear(p, w, xb, rb, k=k, x_stride=x_stride, out_stride=n + 3, out_base=2, accumulate=True, matvec=matvec)
-        p.build().run(mm)
-        want = rr.reshape(-1).copy()
-        for r in range(mm):
+        p.build().run(m)
+        want = resid.reshape(-1).copy()
+        for r in range(m):
             want[2 + r * (n + 3): 2 + r * (n + 3) + n] += want_plain[r]
-        out.append(compare(f"{kname} accumulate, strided rows ({b.tag})", b.f32(rb, (mm * (n + 3),)), want))
+        out.append(compare(f"{kname} accumulate, strided rows{tag}", b.f32(rb, (m * (n + 3),)), want))
     return out
 
 

@@ -12,7 +12,7 @@ from .checks import subgroups_work
 from .decoder import DecoderStage
 from .device import GPUDevice, default_device
 from .encoder import EncoderStage
-from .kernels import Kernels
+from .kernels import Kernels, buffer_bytes
 from .weights import WeightReader
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,11 @@ class GPUEngine:
     def is_software(self) -> bool:
         return self.gpu.is_software
 
+    @property
+    def gpu_memory_bytes(self) -> int:
+        """Bytes of the GPU buffers this engine holds (weights, caches, activations)."""
+        return buffer_bytes(self.encoder, self.decoder)
+
     # --- engine interface -------------------------------------------------------------------------
 
     def reset(self, prompt: list[int], n_delay: int) -> None:
@@ -60,6 +65,11 @@ class GPUEngine:
     @property
     def audio_tokens_ready(self) -> int:
         return self.decoder.audio_tokens_ready
+
+    def synchronize(self) -> None:
+        """Wait for every submitted command buffer (for timing; decode() returns finished results). A
+        readback is queued after all earlier work; wgpu-py 0.32's on_submitted_work_done is broken."""
+        self.gpu.queue.read_buffer(self.decoder.state, 0, 8)
 
     def encode(self, mel: np.ndarray) -> None:
         """mel [n_mels, 8k] -> k audio embeddings queued (on the GPU) for the decoder."""

@@ -318,3 +318,28 @@ def write_rope_tables(gpu: GPUDevice, cos_buf, sin_buf, pos0: int, n: int, head_
         i = p - pos0
         gpu.queue.write_buffer(cos_buf, (p % table_rows) * row, cos[i: i + count])
         gpu.queue.write_buffer(sin_buf, (p % table_rows) * row, sin[i: i + count])
+
+
+def buffer_bytes(*objects) -> int:
+    """Total size of the distinct wgpu buffers reachable from the objects' attributes, dicts, lists and
+    tuples (for memory reports)."""
+    seen: dict[int, int] = {}
+
+    def walk(o, depth=0):
+        if isinstance(o, wgpu.GPUBuffer):
+            seen[id(o)] = o.size
+        elif depth > 6 or isinstance(o, (str, bytes, int, float, np.ndarray)):
+            return
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v, depth + 1)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v, depth + 1)
+        elif hasattr(o, "__dict__") and not isinstance(o, (Kernels, GPUDevice, Program)):
+            for v in vars(o).values():
+                walk(v, depth + 1)
+
+    for o in objects:
+        walk(o)
+    return sum(seen.values())
