@@ -19,7 +19,7 @@ struct NormParams {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
     let row = wid.x + wid.y * nwg.x;
-    let live = row < p.m;
+    let live = row < p.m; // workgroups past the last row (2-D grids) still join the reduction's barriers
     let base = min(row, p.m - 1u) * p.d;
     var ss = 0.0;
     for (var i = lid; i < p.d; i += 64u) {

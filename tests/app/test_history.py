@@ -38,6 +38,7 @@ def test_a_dictation_left_recording_by_a_crash_is_recovered(tmp_path):
     assert entry.status == "interrupted" and entry.text == "said before the crash"
     assert again.get(done).status == "done"
     assert [e.id for e in again.entries()] == [crashed, done]  # newest first
+    assert [e.text for e in again.entries(preview_chars=4)] == ["said", "fini"]
     again.delete(crashed)
     assert again.get(crashed) is None
     assert History(path).recovered == 0

@@ -61,6 +61,10 @@ def xserver(monkeypatch):
     missing = have("Xvfb", "xdotool")
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (scripts/setup.sh test installs them)")
+    try:
+        import Xlib  # noqa: F401
+    except ImportError:
+        pytest.fail("python-xlib is not installed, but the app depends on it for the global hotkey")
     proc, display = start_xvfb()
     monkeypatch.setenv("DISPLAY", display)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -195,3 +195,28 @@ def test_settings_file_never_in_the_real_home(app_dirs):
     assert SettingsStore().path.is_relative_to(app_dirs["config"])
     assert os.environ["HOME"] == str(app_dirs["home"])
     assert json.loads(json.dumps({"ok": True}))
+
+
+def test_push_to_talk_dictates_and_delivers_the_text(qtbot, make_window, fake_mic, speech):
+    from PySide6.QtGui import QGuiApplication
+
+    window = make_window(injection="clipboard")
+    QGuiApplication.clipboard().setText("old")
+    window.hotkeys.pressed.emit()  # as the X11 listener does when the key goes down
+    qtbot.waitUntil(lambda: window.dictation.state == "recording", timeout=10000)
+    fake_mic.last.push(speech)
+    with qtbot.waitSignal(window.injector.finished, timeout=30000) as blocker:
+        window.hotkeys.released.emit()
+    result = window.dictation.last_result
+    assert blocker.args == ["Copied to the clipboard."]
+    assert result.text and QGuiApplication.clipboard().text() == result.text
+    # A dictation started with the button is not pushed anywhere.
+    QGuiApplication.clipboard().setText("untouched")
+    window.dictation.start()
+    qtbot.waitUntil(lambda: window.dictation.state == "recording", timeout=10000)
+    fake_mic.last.push(speech)
+    window.hotkeys.released.emit()  # a stray release must not stop it
+    assert window.dictation.state == "recording"
+    with qtbot.waitSignal(window.dictation.finished, timeout=30000):
+        window.dictation.stop()
+    assert QGuiApplication.clipboard().text() == "untouched"

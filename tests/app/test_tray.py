@@ -1,8 +1,6 @@
 """Tray icon: menu actions and the idle / recording / busy state."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-
 from voxtral_desk.app.tray import Tray
 
 

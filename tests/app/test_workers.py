@@ -202,3 +202,29 @@ def test_model_load_reports_errors_and_success(qtbot, tiny_model, tmp_path):
         good.start()
     good.wait()
     assert blocker.args[0].session.delay_ms == 480 and len(stages) == 3
+
+
+def test_long_files_are_streamed_in_bounded_memory(qtbot, engine_host, tmp_path):
+    """Memory for a file transcription must not grow with its length (an hour must fit): the peak
+    for 80 s of audio stays within 2 MB of the peak for 20 s, where decoding the whole file at once
+    would add 3.8 MB of samples alone (and far more of spectrogram)."""
+    import tracemalloc
+
+    import soundfile
+
+    rng = np.random.default_rng(5)
+    peaks = {}
+    for seconds in (20, 80):
+        path = tmp_path / f"{seconds}.flac"
+        soundfile.write(path, (rng.standard_normal(16000 * seconds) * 0.1).astype(np.float32), 16000)
+        thread = FileThread(engine_host, str(path), 480)
+        tracemalloc.start()
+        try:
+            with qtbot.waitSignal(thread.transcribed, timeout=120000) as blocker:
+                thread.start()
+            thread.wait()
+            peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert blocker.args[0].meta["duration"] == seconds
+    assert peaks[80] - peaks[20] < 2_000_000, peaks

@@ -1,24 +1,15 @@
 """GPU tests run on whatever wgpu adapter exists (lavapipe in CI). Without any adapter every test here
-is skipped with the reason; with one, the tiny test models are made once per session."""
+is skipped with the reason. The tiny models and the clips come from tests/conftest.py; here they are
+converted to Q4_0 GGUF once per session."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-if "XDG_RUNTIME_DIR" not in os.environ:  # Mesa complains on every call without it
-    _xdg = Path(f"/tmp/xdg-{os.getuid()}")
-    _xdg.mkdir(mode=0o700, exist_ok=True)
-    os.environ["XDG_RUNTIME_DIR"] = str(_xdg)
 
 from gpu_testlib import PRESETS, SEEDS, STAGE_REPORT
 
 HERE = Path(__file__).parent
-SPEECH = "Hello world, this is a test of live dictation on your own computer."
 
 
 def _open_gpu():
@@ -56,42 +47,13 @@ def gpu():
 
 
 @pytest.fixture(scope="session")
-def model_paths(tmp_path_factory) -> dict[tuple[str, int], Path]:
-    """(preset, seed) -> a Q4_0 GGUF of a random tiny model. Both engines then run the same 4-bit
-    weights (the reference dequantises them), so their tokens can be compared exactly."""
+def models(model_dir, tmp_path_factory):
+    """(preset, seed) -> a loaded Q4_0 GGUF of a random tiny model. Both engines then run the same 4-bit
+    weights (the reference dequantises them), so their tokens can be compared exactly; from an
+    original checkpoint the GPU engine would quantise at load and the reference would not."""
     from voxtral_desk.convert import convert_checkpoint
-    from voxtral_desk.testmodel import make_test_model
-
-    root = tmp_path_factory.mktemp("models")
-    paths = {}
-    for preset in PRESETS:
-        for seed in SEEDS:
-            src = root / f"{preset}-{seed}"
-            make_test_model(src, preset, seed)
-            files = convert_checkpoint(src, root / f"{preset}-{seed}-gguf", None)
-            paths[preset, seed] = files[0]
-    return paths
-
-
-@pytest.fixture(scope="session")
-def models(model_paths):
     from voxtral_desk.loader import load_model
 
-    return {key: load_model(path) for key, path in model_paths.items()}
-
-
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory) -> dict[str, np.ndarray]:
-    """16 kHz test audio: espeak-ng speech, white noise, digital silence."""
-    from voxtral_desk.audio import load_audio
-
-    espeak = shutil.which("espeak-ng")
-    assert espeak, "espeak-ng is needed for the speech clip (apt-get install espeak-ng)"
-    wav = tmp_path_factory.mktemp("audio") / "speech.wav"
-    subprocess.run([espeak, "-v", "en-us", "-w", str(wav), SPEECH], check=True, capture_output=True)
-    rng = np.random.default_rng(7)
-    return {
-        "speech": load_audio(wav, 16000),
-        "noise": (0.1 * rng.standard_normal(40000)).astype(np.float32),
-        "silence": np.zeros(32000, dtype=np.float32),
-    }
+    root = tmp_path_factory.mktemp("gguf")
+    return {(preset, seed): load_model(convert_checkpoint(model_dir(preset, seed), root / f"{preset}-{seed}", None)[0])
+            for preset in PRESETS for seed in SEEDS}

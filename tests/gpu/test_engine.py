@@ -98,13 +98,17 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     assert engine.decoder.staging is staging
     assert created == [], created
     assert staging.map_state == wgpu.enums.BufferMapState.unmapped
+    engine.synchronize()
+    assert engine.gpu_memory_bytes > 0
 
 
 def test_ring_growth_and_wrap(models, clips, gpu, monkeypatch):
-    """Tiny initial rings force the audio queue and the decoder KV cache to grow several times, and a
-    small batch makes the KV ring wrap: tokens stay identical."""
+    """Tiny initial rings force the audio queue and the decoder KV cache to grow several times, a small
+    batch makes the KV ring wrap, and a small id buffer splits decode() into several readbacks: tokens
+    stay identical."""
     monkeypatch.setattr(dec, "INITIAL_KV_ROWS", 8)
     monkeypatch.setattr(dec, "INITIAL_AUDIO_ROWS", 4)
+    monkeypatch.setattr(dec, "IDS_CAP", 7)
     model = models["tiny-wide", 0]
     engine = GPUEngine(model, device=gpu, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
     want = transcribe(ReferenceEngine(model), model, clips["speech"], 480)

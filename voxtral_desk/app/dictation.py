@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
@@ -62,10 +62,13 @@ class DictationWidget(QWidget):
         self.device_lister = device_lister
         self.history = history
         self.state = "idle"
+        self.idle_text = "Ready"  # the main window says "No model" or "Loading model…" here when so
         self.thread: DictationThread | None = None
         self.last_result: DictationResult | None = None
         self._result: DictationResult | None = None  # of the dictation in progress
-        self.partials: list[tuple[int, list, str]] = []  # this dictation's partial signals, in arrival order
+        # This dictation's partial signals in arrival order: (sequence number, number of new tokens).
+        # Not the texts: an hour of them would be gigabytes.
+        self.partials: list[tuple[int, int]] = []
         self._live_start = 0  # editor position where the live text begins
         self._live_text = ""
         self._build()
@@ -81,16 +84,18 @@ class DictationWidget(QWidget):
         top.setSpacing(12)
         self.record_button = QPushButton("Start dictation")
         self.record_button.setObjectName("recordButton")
-        self.record_button.setIcon(icon("record"))
-        self.record_button.setMinimumHeight(36)
+        self.record_button.setIcon(icon("mic-white"))
         self.record_button.setMinimumWidth(170)
+        self.record_button.setCursor(Qt.PointingHandCursor)
+        self.record_button.setIconSize(QSize(18, 18))
         self.record_button.clicked.connect(self.toggle)
         top.addWidget(self.record_button)
         self.state_label = QLabel()
         self.state_label.setObjectName("stateLabel")
         self.state_label.setAlignment(Qt.AlignCenter)
         self.state_label.setMinimumWidth(150)
-        top.addWidget(self.state_label)
+        self.state_label.setFixedHeight(26)
+        top.addWidget(self.state_label, 0, Qt.AlignVCenter)
         self.clock_label = QLabel("00:00")
         clock_font = QFont()
         clock_font.setPointSize(13)
@@ -252,7 +257,7 @@ class DictationWidget(QWidget):
         self.message.emit(f"Recording from “{device}”{note}.")
 
     def _on_partial(self, seq: int, tokens: list, text: str) -> None:
-        self.partials.append((seq, tokens, text))
+        self.partials.append((seq, len(tokens)))
         self._show_live_text(text)
 
     def _on_stats(self, seconds: float, level_db: float, dropped: float) -> None:
@@ -292,16 +297,24 @@ class DictationWidget(QWidget):
             self.finished.emit(result)
         self._set_state("idle")
 
+    def set_idle_text(self, text: str) -> None:
+        self.idle_text = text
+        if self.state == "idle":
+            self.state_label.setText(text)
+
     def _set_state(self, state: str) -> None:
         self.state = state
         text, fg, bg = STATE_TEXT[state]
-        self.state_label.setText(text)
-        self.state_label.setStyleSheet(f"QLabel#stateLabel {{ color: {fg}; background: {bg}; border-radius: 11px;"
-                                       " padding: 3px 12px; font-weight: 600; }")
+        self.state_label.setText(self.idle_text if state == "idle" else text)
+        self.state_label.setStyleSheet(f"QLabel#stateLabel {{ color: {fg}; background: {bg}; border-radius: 13px;"
+                                       " padding: 0 14px; font-weight: 600; }")
         recording = state in ("starting", "recording")
         self.record_button.setText("Stop" if recording else "Start dictation")
-        self.record_button.setIcon(icon("stop" if recording else "record"))
+        self.record_button.setIcon(icon("stop-white" if recording else "mic-white"))
         self.record_button.setEnabled(state != "finishing")
+        self.record_button.setProperty("recording", recording)
+        self.record_button.style().unpolish(self.record_button)  # re-read the style sheet for the property
+        self.record_button.style().polish(self.record_button)
         busy = state != "idle"
         self.device_combo.setEnabled(not busy)
         self.refresh_button.setEnabled(not busy)

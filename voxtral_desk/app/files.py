@@ -154,9 +154,8 @@ class FileQueueWidget(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_FILE, QHeaderView.Stretch)
         header.setSectionResizeMode(COL_LENGTH, QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(COL_STATUS, QHeaderView.Interactive)
+        header.setSectionResizeMode(COL_STATUS, QHeaderView.Stretch)  # room for an error message
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.Fixed)
-        self.table.setColumnWidth(COL_STATUS, 220)
         self.table.setColumnWidth(COL_PROGRESS, 150)
         self.table.files_dropped.connect(self.add_files)
         self.table.itemSelectionChanged.connect(self._selection_changed)
@@ -318,6 +317,7 @@ class FileQueueWidget(QWidget):
         item.setForeground(COL_STATUS, QColor(STATUS_COLORS[job.status]))
         job.bar.setValue(int(job.progress * 1000))
         job.bar.setEnabled(job.status in ("running", "done"))
+        job.bar.setFormat("%p%" if job.status in ("running", "done") else "")
 
     # -- selection actions --------------------------------------------------------------------------
     def selected_jobs(self) -> list[FileJob]:

@@ -90,10 +90,12 @@ class History:
         self.update(entry_id, text, duration, status)
         return entry_id
 
-    def entries(self, limit: int = 500) -> list[Entry]:
+    def entries(self, limit: int = 500, preview_chars: int | None = None) -> list[Entry]:
+        """Newest first. preview_chars cuts each text (a list need not load hours of dictation)."""
+        text = "text" if preview_chars is None else f"substr(text, 1, {int(preview_chars)})"
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, kind, source, started, updated, duration, status, text, model, delay_ms, audio_path"
+                f"SELECT id, kind, source, started, updated, duration, status, {text}, model, delay_ms, audio_path"
                 " FROM entries ORDER BY started DESC, id DESC LIMIT ?", (limit,)).fetchall()
         return [Entry(*row) for row in rows]
 

@@ -67,7 +67,7 @@ class HistoryPanel(QWidget):
         if self.history is None:
             self.info.setText("History is unavailable (its database could not be opened).")
             return
-        for entry in self.history.entries():
+        for entry in self.history.entries(preview_chars=200):
             item = QListWidgetItem(describe(entry))
             item.setData(Qt.UserRole, entry.id)
             self.list.addItem(item)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 
 def run_app(argv: list[str] | None = None) -> int:
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from .history import History
@@ -34,9 +36,16 @@ def run_app(argv: list[str] | None = None) -> int:
 
     window = MainWindow(store, settings, history)
     window.closed.connect(app.quit)
-    app.aboutToQuit.connect(window.shutdown)  # also on logout / SIGTERM through Qt
+    app.aboutToQuit.connect(window.shutdown)  # also when Qt itself quits (session logout)
     window.show()
     window.start(messages)
+    # Ctrl+C in a terminal and SIGTERM (logout, kill) quit cleanly: a running dictation is flushed to
+    # the history first. Python only runs signal handlers when it gets control, hence the idle timer.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.quit())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     code = app.exec()
     if history is not None:
         history.close()

@@ -15,12 +15,12 @@ from .audio_capture import SoundDeviceCapture, list_input_devices, refresh_devic
 from .dictation import DictationWidget
 from .files import FileQueueWidget
 from .history_panel import HistoryPanel
-from .hotkey import HotkeyManager, PlatformSupport, TextInjector, platform_support
+from .hotkey import HotkeyManager, PlatformSupport, TextInjector, parse_hotkey, platform_support
 from .resources import icon
 from .settings import Settings, SettingsStore
 from .settings_dialog import SettingsDialog
 from .tray import Tray
-from .widgets import Banner
+from .widgets import APP_STYLE, Banner
 from .workers import EngineHost, ModelLoadThread
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("voxtral-desk"))
         self.resize(920, 640)
         self.setAcceptDrops(True)
+        self.setStyleSheet(APP_STYLE)
         self._build()
         self.tray = Tray(self) if use_tray else None
         if self.tray is not None:
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
                                          self.history)
         self.files = FileQueueWidget(self.settings, lambda: self.engine, self.history)
         self.history_panel = HistoryPanel(self.history)
-        self.tabs.addTab(self.dictation, icon("record"), "Dictation")
+        self.tabs.addTab(self.dictation, "Dictation")
         self.tabs.addTab(self.files, "Files")
         self.tabs.addTab(self.history_panel, "History")
         self.tabs.currentChanged.connect(lambda i: self.history_panel.reload() if self.tabs.widget(i) is self.history_panel else None)
@@ -123,6 +124,9 @@ class MainWindow(QMainWindow):
         self.load_bar.setMaximumHeight(14)
         self.load_bar.hide()
         status.addPermanentWidget(self.load_bar)
+        self.hotkey_label = QLabel()
+        self.hotkey_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
+        status.addPermanentWidget(self.hotkey_label)
         self.model_label = QLabel()
         self.model_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
         status.addPermanentWidget(self.model_label)
@@ -169,10 +173,22 @@ class MainWindow(QMainWindow):
     def apply_hotkey(self) -> None:
         self.hotkeys.stop()
         if not self.settings.hotkey_enabled:
+            self.hotkey_label.setText("Push-to-talk off")
+            self.hotkey_label.setToolTip("Turn it on in Settings.")
             return
         problem = self.hotkeys.start(self.settings.hotkey, self.support)
         if problem and self.support.hotkey:  # platform limits are explained in Settings, not at every start
             self.notice.show_message(problem, "warning")
+        if problem:
+            self.hotkey_label.setText("Push-to-talk unavailable")
+            self.hotkey_label.setToolTip(problem)
+        else:
+            keys = "+".join(part.capitalize() if len(part) > 1 else part.upper()
+                            for part in str(parse_hotkey(self.settings.hotkey)).split("+"))
+            self.hotkey_label.setText(f"Hold {keys} to dictate")
+            self.hotkey_label.setToolTip("Works in any application; the text is "
+                                         + {"paste": "pasted", "type": "typed",
+                                            "clipboard": "copied to the clipboard"}[self.settings.injection] + ".")
 
     def model_store(self):
         if self._model_store is None:
@@ -204,6 +220,7 @@ class MainWindow(QMainWindow):
             self.load_error = ""
             self.banner.show_message(NO_MODEL_TEXT, "info", [("models", "Open model manager…")], closable=False)
             self.model_label.setText("No model")
+            self.dictation.set_idle_text("No model")
             self._update_state()
             return
         self.banner.hide()
@@ -217,6 +234,7 @@ class MainWindow(QMainWindow):
         self.loader = loader
         self.load_bar.show()
         self.model_label.setText(f"Loading {Path(path).name}…")
+        self.dictation.set_idle_text("Loading model…")
         self._update_state()
         loader.start()
 
@@ -226,6 +244,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, engine: EngineHost) -> None:
         self.engine = engine
         self.model_label.setText(f"Model: {engine.description}")
+        self.dictation.set_idle_text("Ready")
         self.statusBar().showMessage("Model ready.", 4000)
         self.banner.hide()
         self.engine_ready.emit(engine)
@@ -234,6 +253,7 @@ class MainWindow(QMainWindow):
     def _on_load_failed(self, message: str) -> None:
         self.load_error = message
         self.model_label.setText("Model not loaded")
+        self.dictation.set_idle_text("No model")
         self.statusBar().clearMessage()
         self.banner.show_message(message, "error", [("models", "Open model manager…"), ("settings", "Settings…")])
 
@@ -329,9 +349,6 @@ class MainWindow(QMainWindow):
     def _on_dictation_state(self, state: str) -> None:
         if state == "idle":
             self._ptt_active = False  # also after a dictation that could not start
-            if self._reload_pending and self.files.thread is None:
-                self._reload_pending = False
-                QTimer.singleShot(0, self.load_model)
         self._update_state()
 
     # -- state ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, support: PlatformSupport, device_lister, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Voxtral Desk settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(660)
         self.original = settings
         self.support = support
         root = QVBoxLayout(self)
@@ -35,7 +35,8 @@ class SettingsDialog(QDialog):
         model_form = QFormLayout(model_box)
         path_row = QHBoxLayout()
         self.model_edit = QLineEdit(settings.model_path)
-        self.model_edit.setPlaceholderText("Not chosen: use the model manager")
+        self.model_edit.setPlaceholderText("Not chosen yet")
+        self.model_edit.setMinimumWidth(240)
         path_row.addWidget(self.model_edit, 1)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_model)
@@ -51,6 +52,7 @@ class SettingsDialog(QDialog):
         model_form.addRow("Engine:", self.backend_combo)
         self.delay_spin = DelaySpinBox()
         self.delay_spin.setValue(settings.delay_ms)
+        self.delay_spin.setMaximumWidth(140)
         model_form.addRow("Transcription delay:", self.delay_spin)
         root.addWidget(model_box)
 
@@ -73,14 +75,16 @@ class SettingsDialog(QDialog):
         root.addWidget(audio_box)
 
         ptt_box = QGroupBox("Push-to-talk")
-        ptt_form = QFormLayout(ptt_box)
+        ptt_layout = QVBoxLayout(ptt_box)
         self.support_label = QLabel(support.message)
         self.support_label.setWordWrap(True)
         self.support_label.setObjectName("supportLabel")
         self.support_label.setStyleSheet("QLabel#supportLabel { background: #fff6e0; border: 1px solid #f0c96a;"
-                                         " border-radius: 6px; padding: 6px; color: #5c4200; }")
+                                         " border-radius: 6px; padding: 6px; color: #5c4200; font-weight: normal; }")
         self.support_label.setVisible(bool(support.message))
-        ptt_form.addRow(self.support_label)
+        ptt_layout.addWidget(self.support_label)
+        ptt_form = QFormLayout()
+        ptt_layout.addLayout(ptt_form)
         self.hotkey_enabled = QCheckBox("Hold a key anywhere to dictate into the focused application")
         self.hotkey_enabled.setChecked(settings.hotkey_enabled)
         self.hotkey_enabled.toggled.connect(self._validate)
@@ -114,6 +118,7 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         root.addWidget(self.buttons)
         self._validate()
+        self.adjustSize()  # the wrapped platform note needs its full height
 
     def _browse_model(self) -> None:
         start = self.model_edit.text() or str(Path.home())

@@ -110,3 +110,34 @@ def format_clock(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+# A light, quiet look on top of the platform style: only buttons, text areas, tabs and the status bar
+# are styled, so combo boxes and spin boxes keep their native arrows.
+APP_STYLE = """
+QMainWindow, QDialog { background: #f6f7f9; }
+QTabWidget::pane { border: none; }
+QTabBar::tab { padding: 7px 18px; margin-right: 2px; border: none; border-bottom: 2px solid transparent;
+               color: #4b5563; background: transparent; }
+QTabBar::tab:selected { color: #111827; border-bottom: 2px solid #6d5dfc; font-weight: 600; }
+QTabBar::tab:hover:!selected { color: #111827; }
+QPushButton { padding: 5px 14px; border: 1px solid #c9ced6; border-radius: 6px; background: #ffffff; color: #1f2937; }
+QPushButton:hover { background: #f0f2f5; }
+QPushButton:pressed { background: #e5e7eb; }
+QPushButton:disabled { color: #a0a6b0; background: #f4f5f7; border-color: #e1e4e8; }
+QPushButton#recordButton { background: #e5484d; color: #ffffff; border: none; font-weight: 600; padding: 8px 20px; }
+QPushButton#recordButton:hover { background: #d93d42; }
+QPushButton#recordButton[recording="true"] { background: #2f343b; }
+QPushButton#recordButton[recording="true"]:hover { background: #1f2328; }
+QPushButton#recordButton:disabled { background: #9aa0a8; }
+QPlainTextEdit, QTreeWidget, QListWidget { background: #ffffff; border: 1px solid #d5d9e0; border-radius: 6px; }
+QPlainTextEdit { padding: 6px; selection-background-color: #c7d2fe; selection-color: #111827; }
+QTreeWidget::item, QListWidget::item { padding: 3px 2px; }
+QTreeWidget::item:selected, QListWidget::item:selected { background: #e0e7ff; color: #111827; }
+QHeaderView::section { background: #f3f4f6; border: none; border-bottom: 1px solid #d5d9e0; padding: 5px 6px;
+                       color: #374151; font-weight: 600; }
+QStatusBar { background: #eef0f3; color: #374151; }
+QStatusBar::item { border: none; }
+QGroupBox { font-weight: 600; border: 1px solid #d5d9e0; border-radius: 6px; margin-top: 12px; padding: 10px 8px 6px 8px; }
+QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; }
+"""

@@ -15,11 +15,12 @@ All signals are emitted from worker threads and delivered to the UI thread queue
 """
 from __future__ import annotations
 
+import codecs
 import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,6 @@ class DictationResult:
     history_id: int | None
     audio_path: str = ""
     device_name: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class DictationThread(QThread):
@@ -151,6 +151,11 @@ class DictationThread(QThread):
         self._stop = threading.Event()
         self.tokens: list[Token] = []
         self.text = ""
+        # Text grows by decoding only the new tokens' bytes (a full decode per update would cost O(n)
+        # each time, O(n^2) over an hour); an incomplete UTF-8 character waits for its next bytes.
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        self._raw_text = ""
+        self._text_ids: list[int] = []
         self._entry: int | None = None  # history row
         self._captured = 0  # device-rate samples pulled from the ring
 
@@ -236,6 +241,8 @@ class DictationThread(QThread):
                 if self._resampler is not None:
                     self._feed(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
                 self._accept(session.flush())
+                # The final text from one full decode: exactly what an offline run shows.
+                self.text = session.tokenizer.decode(self._text_ids).strip()
                 self._emit_stats(force=True)
         finally:
             cap.close()
@@ -286,8 +293,11 @@ class DictationThread(QThread):
             new = [Token(t.id, t.index, t.start + offset, t.end + offset) for t in new]
         self.tokens.extend(new)
         tokenizer = self._session.tokenizer
-        if any(tokenizer.is_text(t.id) for t in new):
-            self.text = tokenizer.decode(t.id for t in self.tokens).strip()
+        text_ids = [t.id for t in new if tokenizer.is_text(t.id)]
+        if text_ids:
+            self._text_ids.extend(text_ids)
+            self._raw_text += self._utf8.decode(b"".join(tokenizer.token_bytes(i) for i in text_ids))
+            self.text = self._raw_text.strip()
         self._seq += 1
         self.partial.emit(self._seq, new, self.text)
 
@@ -368,4 +378,5 @@ def _file_message(error: Exception, path: str) -> str:
     text = str(error)
     prefix = f"{path}: "
     text = text[len(prefix):] if text.startswith(prefix) else text
+    text = text.replace(f"Error opening {path!r}: ", "")  # libsndfile repeats the path too
     return text[:1].upper() + text[1:]

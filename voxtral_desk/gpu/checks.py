@@ -136,7 +136,7 @@ def _rope_kv_check(b: _Bench) -> KernelCheck:
     kc, vc = b.up(np.zeros((cap, kv * hd), np.float32)), b.up(np.zeros((cap, kv * hd), np.float32))
     p = b.program("rope_kv")
     K.rope_kv(p, b.up(qkv), b.up(ct), b.up(st), qb, kc, vc, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd,
-              cap=lambda: cap, table_rows=table_rows)
+              cap=cap, table_rows=table_rows)
     p.build().run(m)
     q = ref.apply_rope(qkv[:, : h * hd].reshape(m, h, hd), cos, sin).reshape(m, -1)
     k = ref.apply_rope(qkv[:, h * hd: (h + kv) * hd].reshape(m, kv, hd), cos, sin).reshape(m, -1)
@@ -155,7 +155,7 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
         ob = b.up(np.zeros((m, h * hd), np.float32))
         p = b.program("attention")
         K.attention(p, b.up(q), b.up(kc), b.up(vc), ob, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd,
-                    cap=lambda cap=cap: cap, window=window)
+                    cap=cap, window=window)
         p.build().run(m)
         k_pos = np.arange(max(0, pos0 - window + 1), pos0 + m)  # every key some query can see
         want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].reshape(-1, kv, hd),
@@ -182,7 +182,7 @@ def _embed_check(b: _Bench) -> KernelCheck:
     tok = np.array([0, 36, 17, 16], dtype=np.uint32)
     xb = b.up(np.zeros((len(tok), d), np.float32))
     p = b.program("embed")
-    K.embed(p, table, b.up(tok), b.up(audio), xb, b.state(pos0), d=d, audio_cap=lambda: cap)
+    K.embed(p, table, b.up(tok), b.up(audio), xb, b.state(pos0), d=d, audio_cap=cap)
     p.build().run(len(tok))
     want = audio[(pos0 + np.arange(len(tok))) % cap] + tf[tok]
     return compare(f"embed_q4 table of {rows} rows in 3 chunks, audio ring {cap}", b.f32(xb, (len(tok), d)), want, 0.0)

@@ -25,6 +25,10 @@ INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to wind
 INITIAL_AUDIO_ROWS = 256
 
 
+def _map_size(n_ids: int) -> int:
+    return -(-n_ids * 4 // 8) * 8  # mapped ranges are multiples of 8 bytes
+
+
 class AudioRing:
     """Audio embeddings [cap, D] made by the encoder and not yet decoded; position p in row p % cap."""
 
@@ -99,7 +103,7 @@ class DecoderStage:
             raise ValueError(f"max_batch {b} makes the logits larger than the device's binding limit")
         self.tok = empty(gpu, b * 4, "input ids")  # [b] u32; tok[0] is fed back by argmax
         self.ids = empty(gpu, IDS_CAP * 4, "output ids")  # [IDS_CAP] u32
-        self.staging = gpu.device.create_buffer(label="ids staging", size=IDS_CAP * 4,
+        self.staging = gpu.device.create_buffer(label="ids staging", size=_map_size(IDS_CAP),
                                                 usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
         self.state = empty(gpu, 16, "dec state")  # u32 [pos0, out_idx]
         self.cos = empty(gpu, self.table_rows * d.head_dim // 2 * F32, "dec rope cos")
@@ -126,9 +130,8 @@ class DecoderStage:
         d = self.d
         q_dim = d.n_heads * d.head_dim
         prog = Program(self.kernels, label)
-        K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim,
-                audio_cap=lambda: self.audio.cap)
-        geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=lambda: self.kv_cap)
+        K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim, audio_cap=self.audio.cap)
+        geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=self.kv_cap)
         for j, L in enumerate(self.layers):
             K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=d.dim, eps=d.norm_eps)
             K.linear(prog, L["qkv"], self.h, self.qkv, k=d.dim, matvec=matvec)
@@ -209,7 +212,7 @@ class DecoderStage:
         q = self.gpu.queue
         d = self.d
         q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
-        nbytes = -(-n * 4 // 8) * 8  # mapping works in multiples of 8 bytes
+        nbytes = _map_size(n)
         done = 0
         while done < n:
             encoder = self.gpu.device.create_command_encoder()

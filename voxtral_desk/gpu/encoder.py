@@ -103,7 +103,7 @@ class EncoderStage:
         K.linear(prog, self.conv1, self.conv_h, self.x, k=3 * de, x_stride=2 * de, bias=self.conv1_b, gelu=True)
         if self.trace:
             prog.copy(lambda m: [(self.x, 0, self.conv_trace, 0, m * row)])
-        geo = dict(n_heads=e.n_heads, n_kv=e.n_kv_heads, head_dim=e.head_dim, cap=lambda: self.kv_cap)
+        geo = dict(n_heads=e.n_heads, n_kv=e.n_kv_heads, head_dim=e.head_dim, cap=self.kv_cap)
         q_dim = e.n_heads * e.head_dim
         for L in self.layers:
             K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=de, eps=e.norm_eps)

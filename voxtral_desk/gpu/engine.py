@@ -12,7 +12,7 @@ from .checks import subgroups_work
 from .decoder import DecoderStage
 from .device import GPUDevice, default_device
 from .encoder import EncoderStage
-from .kernels import Kernels, buffer_bytes
+from .kernels import buffer_bytes, shared_kernels
 from .weights import WeightReader
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class GPUEngine:
         if self.gpu.has_subgroups and use_subgroups is not False and not subgroups_work(self.gpu):
             log.warning("subgroup reductions give wrong results on %s; using workgroup memory instead", self.gpu.name)
             use_subgroups = False
-        self.kernels = Kernels(self.gpu, use_subgroups)
+        self.kernels = shared_kernels(self.gpu, use_subgroups)
         self.config: ModelConfig = model.config
         self.name = f"gpu: {self.gpu.describe(self.kernels.subgroups)}"
         limit = self.gpu.max_binding_size if max_binding_size is None else min(max_binding_size, self.gpu.max_binding_size)

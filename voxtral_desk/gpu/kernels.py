@@ -69,6 +69,15 @@ class Kernels:
         return self._pipelines[name]
 
 
+_shared: dict[tuple[int, bool], Kernels] = {}
+
+
+def shared_kernels(gpu: GPUDevice, use_subgroups: bool | None = None) -> Kernels:
+    """One set of pipelines per device and variant, shared by every engine on it."""
+    kernels = Kernels(gpu, use_subgroups)
+    return _shared.setdefault((id(gpu.device), kernels.subgroups), kernels)
+
+
 # --- buffers ---------------------------------------------------------------------------------------
 
 def upload(gpu: GPUDevice, array: np.ndarray, label: str = "") -> object:
@@ -238,30 +247,29 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
             prog.dispatch("matmul_q4" if w.quantized else "matmul_f32", [x, *weights, bias_buf, out], params, grid)
 
 
-def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0,
-            rows: Callable[[int], int] = _same) -> None:
+def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0) -> None:
     """out = x / sqrt(mean(x^2) + eps) * w [* (1 + ada[ada_offset:ada_offset+d])], per row."""
     flags = 1 if ada is not None else 0
     prog.dispatch("rmsnorm", [x, w, ada if ada is not None else dummy(prog.gpu), out],
-                  lambda m: (rows(m), d, float(eps), ada_offset, flags),
-                  lambda m: (*groups_2d(rows(m)), 1))
+                  lambda m: (m, d, float(eps), ada_offset, flags),
+                  lambda m: (*groups_2d(m), 1))
 
 
 def rope_kv(prog: Program, qkv, cos, sin, q, k_cache, v_cache, state, *, n_heads: int, n_kv: int,
-            head_dim: int, cap: Callable[[], int], table_rows: int) -> None:
+            head_dim: int, cap: int, table_rows: int) -> None:
     per_row = (n_heads + 2 * n_kv) * head_dim // 2
     prog.dispatch("rope_kv", [qkv, cos, sin, q, k_cache, v_cache, state],
-                  lambda m: (m, n_heads, n_kv, head_dim, cap(), table_rows),
+                  lambda m: (m, n_heads, n_kv, head_dim, cap, table_rows),
                   lambda m: (math.ceil(per_row / 64), m, 1))
 
 
 def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n_kv: int, head_dim: int,
-              cap: Callable[[], int], window: int) -> None:
+              cap: int, window: int) -> None:
     if head_dim > 256:
         raise ValueError("attention.wgsl supports head_dim <= 256")
     scale = float(np.float32(1.0 / math.sqrt(head_dim)))
     prog.dispatch("attention", [q, k_cache, v_cache, out, state],
-                  lambda m: (m, n_heads, n_kv, head_dim, cap(), window, scale),
+                  lambda m: (m, n_heads, n_kv, head_dim, cap, window, scale),
                   lambda m: (n_heads, m, 1))
 
 
@@ -270,11 +278,11 @@ def swiglu(prog: Program, gu, out, *, hidden: int) -> None:
                   lambda m: (*groups_2d(math.ceil(m * hidden / 256)), 1))
 
 
-def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: Callable[[], int]) -> None:
+def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: int) -> None:
     """x[m] = audio ring row (pos0 + m) + dequantised table[tok[m]]; one dispatch per table chunk."""
     for c in table.chunks:
         prog.dispatch("embed_q4", [tok, audio, *c.buffers, x, state],
-                      lambda m, c=c: (m, d, audio_cap(), c.row0, c.rows),
+                      lambda m, c=c: (m, d, audio_cap, c.row0, c.rows),
                       lambda m: (math.ceil(d // 32 / 64), m, 1))
 
 
