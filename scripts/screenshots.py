@@ -13,8 +13,10 @@ folder; nothing in your home folder is touched.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,10 +29,16 @@ SPEECH = ("Voxtral Desk turns speech into text on your own computer. The words a
           "talking, and nothing ever leaves the machine.")
 
 
+def die_with_parent() -> None:
+    """preexec_fn: Xvfb and trayer get SIGTERM if this script dies (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_xvfb() -> tuple[subprocess.Popen, str]:
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     os.close(write_fd)
     with os.fdopen(read_fd) as f:
         return proc, ":" + f.readline().strip()
@@ -56,7 +64,8 @@ def main() -> int:
         os.environ.pop("WAYLAND_DISPLAY", None)
         trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                                    "--height", "28", "--transparent", "false", "--tint", "0x2b2f36",
-                                   "--SetDockType", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   "--SetDockType", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=die_with_parent)
         return take(args, work)
     finally:
         if trayer is not None:

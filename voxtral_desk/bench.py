@@ -33,7 +33,7 @@ def nvidia_memory_used_mib() -> int | None:
 
 
 def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
-              live_steps: int = 100, log=print) -> dict:
+              live_steps: int = 100, log=print, profile: bool = False) -> dict:
     mem_before = nvidia_memory_used_mib()
     t0 = time.perf_counter()
     model = load_model(model_path)
@@ -101,6 +101,9 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     log(f"live mode: 80 ms step in {np.median(lat):.2f} ms median, {np.percentile(lat, 95):.2f} ms p95 "
         f"(~{1000 / np.median(lat):.0f} steps/s possible)")
 
+    if profile:
+        result["profile"] = profile_engine(engine, session, audio, mel, n_prompt, log)
+
     gpu_bytes = getattr(engine, "gpu_memory_bytes", None)
     if gpu_bytes is not None:
         result["gpu_buffers_mib"] = round(gpu_bytes / 2**20, 1)
@@ -111,11 +114,93 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     return result
 
 
+def profile_engine(engine, session, audio, mel, n_prompt: int, log, live_steps: int = 20) -> dict:
+    """GPU time per kernel class (timestamp queries) and CPU time per phase, GPU engine only. The
+    timestamps around every dispatch add a little GPU and CPU time, so the phases are run again here
+    rather than profiling the timed runs above."""
+    from .gpu.kernels import Profiler
+
+    kernels = getattr(engine, "kernels", None)
+    if kernels is None:
+        return {"skipped": "not the GPU engine"}
+    try:
+        prof = Profiler(engine.gpu)
+    except RuntimeError as e:
+        return {"skipped": str(e)}
+    out = {}
+
+    def phase(name, fn):
+        engine.synchronize()
+        prof.reset()
+        kernels.profiler = prof
+        start = time.perf_counter()
+        try:
+            fn()
+            engine.synchronize()
+        finally:
+            kernels.profiler = None
+        wall = time.perf_counter() - start
+        out[name] = dict(wall_ms=round(wall * 1000, 3), **prof.summary())
+        top = ", ".join(f"{k} {v['gpu_ms']:.2f}" for k, v in list(out[name]["kernels"].items())[:6])
+        log(f"profile {name}: wall {wall * 1000:.1f} ms, GPU {out[name]['gpu_ms_total']:.1f} ms; top: {top}")
+
+    def file_mode():
+        session.reset()
+        session.feed(audio)
+        session.flush()
+
+    phase("file", file_mode)
+    session.reset()
+    engine.synchronize()
+    phase("encode", lambda: engine.encode(np.ascontiguousarray(mel)))
+    phase("prefill", lambda: engine.decode(n_prompt))
+    n = engine.audio_tokens_ready
+    phase("decode", lambda: engine.decode(n))
+    out["decode"]["steps"] = n
+
+    session.reset()
+    step = session.audio_cfg.samples_per_token
+    live = synthetic_speech(2.0 + live_steps * step / session.audio_cfg.sampling_rate, session.audio_cfg.sampling_rate, 1)
+    warm = int(2.0 * session.audio_cfg.sampling_rate) // step * step  # past the prompt
+    session.feed(live[:warm])
+    phase("live", lambda: [session.feed(live[i: i + step]) for i in range(warm, len(live) - step + 1, step)])
+    out["live"]["steps"] = live_steps
+
+    # CPU cost of recording one decoder step, without timestamps and without submitting.
+    single = engine.decoder.single
+    single.prepare(1)
+    enc = engine.gpu.device.create_command_encoder()
+    start = time.perf_counter()
+    for _ in range(50):
+        single.record(enc, 1)
+    out["cpu_record_decoder_step_ms"] = round((time.perf_counter() - start) * 1000 / 50, 3)
+    out["dispatches_per_decoder_step"] = sum(1 for op in single.ops if hasattr(op, "kernel"))
+    log(f"CPU: recording one decoder step ({out['dispatches_per_decoder_step']} dispatches) takes "
+        f"{out['cpu_record_decoder_step_ms']:.3f} ms")
+    return out
+
+
 def main_bench(args) -> int:
     quiet = (lambda *a, **k: None) if args.json else print
     from .cli import resolve_model
 
-    result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet)
+    result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet,
+                       getattr(args, "profile", False))
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+if __name__ == "__main__":  # python -m voxtral_desk.bench ... --profile (the CLI's bench plus profiling)
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m voxtral_desk.bench")
+    parser.add_argument("--model")
+    parser.add_argument("--seconds", type=float, default=16.0)
+    parser.add_argument("--backend", default="gpu")
+    parser.add_argument("--delay-ms", type=int, default=None)
+    parser.add_argument("--live-steps", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="GPU time per kernel class and CPU recording time")
+    sys.exit(main_bench(parser.parse_args()))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from x11_helpers import have, start_xvfb, stop
+from x11_helpers import die_with_parent, have, start_xvfb, stop
 
 HERE = Path(__file__).parent
 BACKENDS = [
@@ -45,7 +45,7 @@ def desktop(app_dirs):
         ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--load=module-native-protocol-unix",
          "--load=module-null-sink sink_name=vsink rate=16000 channels=1",
          "--load=module-remap-source source_name=vmic master=vsink.monitor"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:

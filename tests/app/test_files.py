@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import soundfile
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -17,7 +17,7 @@ def drop(widget, paths):
     """Drag paths over widget and drop them, as a file manager would."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    pos = QPoint(widget.width() // 2, widget.height() // 2)  # QPointF only from PySide6 6.12
     enter = QDragEnterEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     QApplication.sendEvent(widget, enter)
     accepted = enter.isAccepted()
@@ -75,7 +75,7 @@ def test_non_file_drops_are_refused(qtbot, make_window):
     window = make_window()
     mime = QMimeData()
     mime.setText("just text")
-    enter = QDragEnterEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     QApplication.sendEvent(window.files.table.viewport(), enter)
     assert not enter.isAccepted()
 

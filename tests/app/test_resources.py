@@ -8,7 +8,7 @@ from voxtral_desk.app import resources
 
 
 def test_every_icon_the_app_uses_exists(qapp):
-    for name in ("voxtral-desk", "tray-idle", "tray-recording", "tray-busy", "record", "stop"):
+    for name in ("voxtral-desk", "tray-idle", "tray-recording", "tray-busy", "mic-white", "stop-white"):
         assert resources.resource_path(f"{name}.svg").is_file(), name
         assert not resources.icon(name).isNull()
 

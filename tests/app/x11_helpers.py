@@ -1,8 +1,10 @@
 """Helpers for the tests that need a real X server (Xvfb), a window to type into, and PulseAudio."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,11 +13,18 @@ from pathlib import Path
 TARGET = Path(__file__).with_name("x11_target.py")
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies, even if it crashes before its
+    fixtures could clean up (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_xvfb() -> tuple[subprocess.Popen, str]:
     """Start Xvfb on a free display number (it picks one and tells us through -displayfd)."""
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     os.close(write_fd)
     with os.fdopen(read_fd) as f:
         number = f.readline().strip()
@@ -39,7 +48,7 @@ def start_target(display: str, out: Path) -> subprocess.Popen:
     """A small Qt window with a focused text field that writes its text to `out` on every change;
     'ready' is written first, once the field has keyboard focus."""
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
-    proc = subprocess.Popen([sys.executable, str(TARGET), str(out)], env=env)
+    proc = subprocess.Popen([sys.executable, str(TARGET), str(out)], env=env, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (out.exists() and out.read_text() == "ready"):
         if proc.poll() is not None:

@@ -114,8 +114,8 @@ class DecoderStage:
 
         ada = Program(kernels, "ada scales")
         for j, L in enumerate(self.layers):
-            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, matvec=True)
-            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, matvec=True)
+            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, matvec=True, tag="ada")
+            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, matvec=True, tag="ada")
         self.ada_program = ada.build()
         self._build()
         self.prompt: list[int] = []
@@ -134,18 +134,18 @@ class DecoderStage:
         geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=self.kv_cap)
         for j, L in enumerate(self.layers):
             K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=d.dim, eps=d.norm_eps)
-            K.linear(prog, L["qkv"], self.h, self.qkv, k=d.dim, matvec=matvec)
+            K.linear(prog, L["qkv"], self.h, self.qkv, k=d.dim, matvec=matvec, tag="qkv")
             K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
                       table_rows=self.table_rows, **geo)
             K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
                         window=d.sliding_window, **geo)
-            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, matvec=matvec)
+            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, matvec=matvec, tag="wo")
             K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=d.dim, eps=d.norm_eps, ada=self.ada, ada_offset=j * d.dim)
-            K.linear(prog, L["w13"], self.h, self.gu, k=d.dim, matvec=matvec)
+            K.linear(prog, L["w13"], self.h, self.gu, k=d.dim, matvec=matvec, tag="w13")
             K.swiglu(prog, self.gu, self.g, hidden=d.hidden_dim)
-            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec)
+            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.h, d=d.dim, eps=d.norm_eps)
-        K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec)
+        K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec, tag="head")
         K.argmax(prog, self.logits, self.ids, self.tok, self.state, vocab=d.vocab_size)
         K.advance(prog, self.state)
         return prog.build()

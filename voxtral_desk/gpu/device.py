@@ -113,6 +113,8 @@ def _open(adapter, use_subgroups: bool | None) -> GPUDevice:
     subgroups = "subgroup" in adapter.features and use_subgroups is not False
     if subgroups:
         features.append("subgroup")
+    # Timestamps inside compute passes, for profiling (bench --profile); free when unused.
+    features += [f for f in ("timestamp-query", "timestamp-query-inside-passes") if f in adapter.features]
     limits = {k: adapter.limits[k] for k in _LIMITS if k in adapter.limits}
     device = adapter.request_device_sync(required_features=features, required_limits=limits)
     info = dict(adapter.info)

@@ -98,29 +98,30 @@ class EncoderStage:
         row = de * F32
         prog.copy(lambda m: [(self.conv_tail, 0, self.conv_h, 0, row)])
         K.linear(prog, self.conv0, self.mel_in, self.conv_h, k=3 * e.n_mels, x_stride=e.n_mels, out_base=de,
-                 bias=self.conv0_b, gelu=True, rows=lambda m: 2 * m)
+                 bias=self.conv0_b, gelu=True, rows=lambda m: 2 * m, tag="conv0")
         prog.copy(lambda m: [(self.conv_h, 2 * m * row, self.conv_tail, 0, row)])
-        K.linear(prog, self.conv1, self.conv_h, self.x, k=3 * de, x_stride=2 * de, bias=self.conv1_b, gelu=True)
+        K.linear(prog, self.conv1, self.conv_h, self.x, k=3 * de, x_stride=2 * de, bias=self.conv1_b, gelu=True,
+                 tag="conv1")
         if self.trace:
             prog.copy(lambda m: [(self.x, 0, self.conv_trace, 0, m * row)])
         geo = dict(n_heads=e.n_heads, n_kv=e.n_kv_heads, head_dim=e.head_dim, cap=self.kv_cap)
         q_dim = e.n_heads * e.head_dim
         for L in self.layers:
             K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=de, eps=e.norm_eps)
-            K.linear(prog, L["qkv"], self.h, self.qkv, k=de, bias=L["qkv_b"])
+            K.linear(prog, L["qkv"], self.h, self.qkv, k=de, bias=L["qkv_b"], tag="qkv")
             K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
                       table_rows=self.table_rows, **geo)
             K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
                         window=e.sliding_window, **geo)
-            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, bias=L["wo_b"], accumulate=True)
+            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, bias=L["wo_b"], accumulate=True, tag="wo")
             K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=de, eps=e.norm_eps)
-            K.linear(prog, L["w13"], self.h, self.gu, k=de)
+            K.linear(prog, L["w13"], self.h, self.gu, k=de, tag="w13")
             K.swiglu(prog, self.gu, self.g, hidden=e.hidden_dim)
-            K.linear(prog, L["w2"], self.g, self.x, k=e.hidden_dim, bias=L["w2_b"], accumulate=True)
+            K.linear(prog, L["w2"], self.g, self.x, k=e.hidden_dim, bias=L["w2_b"], accumulate=True, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.out, d=de, eps=e.norm_eps)
         # [t, De] read as [t/4, 4*De]: each token concatenates its 4 frames.
-        K.linear(prog, self.proj0, self.out, self.ad_h, k=fpt * de, gelu=True, rows=lambda m: m // fpt)
-        K.linear(prog, self.proj2, self.ad_h, self.ad_out, k=d.dim, rows=lambda m: m // fpt)
+        K.linear(prog, self.proj0, self.out, self.ad_h, k=fpt * de, gelu=True, rows=lambda m: m // fpt, tag="adapter")
+        K.linear(prog, self.proj2, self.ad_h, self.ad_out, k=d.dim, rows=lambda m: m // fpt, tag="adapter")
         prog.copy(lambda m: sink.audio_regions(self.ad_out, m // fpt))
         self.program = prog.build()
 

@@ -9,6 +9,8 @@ recorded into command encoders as often as needed (the decoder records one per g
 from __future__ import annotations
 
 import math
+import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +52,7 @@ class Kernels:
         self.gpu = gpu
         self.subgroups = gpu.has_subgroups and use_subgroups is not False
         self._pipelines: dict[str, object] = {}
+        self.profiler: Profiler | None = None  # set while profiling (bench --profile)
 
     def source(self, name: str) -> str:
         folder = shaders_dir()
@@ -117,6 +120,8 @@ class _Dispatch:
     buffers: list
     params: Params
     grid: Grid
+    tag: str = ""  # kernel class in profiles, e.g. "q4_matvec dec.w13"
+    weight_bytes: int = 0  # weight bytes the dispatch streams (for bandwidth in profiles)
     pipeline: object = None
     bind_group: object = None
 
@@ -139,12 +144,13 @@ class Program:
         self._m: int | None = None
         self._grids: list[tuple[int, int, int] | None] = []
 
-    def dispatch(self, kernel: str, buffers: Sequence, params: Params, grid: Grid) -> None:
+    def dispatch(self, kernel: str, buffers: Sequence, params: Params, grid: Grid, tag: str = "",
+                 weight_bytes: int = 0) -> None:
         """buffers are the storage bindings 1, 2, ... of the kernel, bound whole (binding 0 is its
-        parameters); None skips a number."""
+        parameters); None skips a number. tag names the kernel class in profiles."""
         if self._param_buffer is not None:
             raise RuntimeError("program already built")
-        self.ops.append(_Dispatch(kernel, list(buffers), params, grid))
+        self.ops.append(_Dispatch(kernel, list(buffers), params, grid, f"{kernel} {tag}".strip(), weight_bytes))
 
     def copy(self, regions: Callable[[int], list[tuple]]) -> None:
         self.ops.append(_Copy(regions))
@@ -184,6 +190,10 @@ class Program:
     def record(self, encoder, m: int) -> None:
         if m != self._m:
             raise RuntimeError(f"{self.label}: prepare({m}) first")
+        prof = self.kernels.profiler
+        if prof is not None:
+            prof.record(self, encoder, m)
+            return
         cpass = None
         for op, grid in zip(self.ops, self._grids):
             if isinstance(op, _Copy):
@@ -212,6 +222,88 @@ class Program:
         self.gpu.queue.submit([encoder.finish()])
 
 
+class Profiler:
+    """GPU time per kernel class, from timestamps written before and after every dispatch (feature
+    timestamp-query-inside-passes; a timestamp lands when the work before it has finished, so the
+    durations of consecutive dispatches add up to the span of the pass), and CPU time spent recording
+    commands per program. Installed as `Kernels.profiler` while profiling; results are read by collect()."""
+
+    FEATURES = ("timestamp-query", "timestamp-query-inside-passes")
+
+    def __init__(self, gpu: GPUDevice):
+        if not all(f in gpu.device.features for f in self.FEATURES):
+            raise RuntimeError(f"{gpu.name} lacks {' and '.join(self.FEATURES)}")
+        self.gpu = gpu
+        self._pending: list[tuple[object, str, list[_Dispatch]]] = []  # (resolve buffer, program, ops)
+        self.reset()
+
+    def reset(self) -> None:
+        self.gpu_ns: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.bytes: dict[str, int] = defaultdict(int)
+        self.record_s: dict[str, float] = defaultdict(float)
+        self.records: dict[str, int] = defaultdict(int)
+
+    def record(self, prog: Program, encoder, m: int) -> None:
+        from wgpu.backends.wgpu_native.extras import write_timestamp
+
+        t0 = time.perf_counter()
+        ops = [(op, g) for op, g in zip(prog.ops, prog._grids) if isinstance(op, _Copy) or g[0] * g[1] * g[2]]
+        n = sum(isinstance(op, _Dispatch) for op, _ in ops)
+        qs = self.gpu.device.create_query_set(type="timestamp", count=max(2, 2 * n))
+        cpass, i, timed = None, 0, []
+        for op, grid in ops:
+            if isinstance(op, _Copy):
+                if cpass is not None:
+                    cpass.end()
+                    cpass = None
+                for src, src_off, dst, dst_off, size in op.regions(m):
+                    encoder.copy_buffer_to_buffer(src, src_off, dst, dst_off, size)
+                continue
+            if cpass is None:
+                cpass = encoder.begin_compute_pass()
+            write_timestamp(cpass, qs, 2 * i)
+            cpass.set_pipeline(op.pipeline)
+            cpass.set_bind_group(0, op.bind_group)
+            cpass.dispatch_workgroups(*grid)
+            write_timestamp(cpass, qs, 2 * i + 1)
+            timed.append(op)
+            i += 1
+        if cpass is not None:
+            cpass.end()
+        if n:
+            buf = self.gpu.device.create_buffer(size=16 * n, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
+            encoder.resolve_query_set(qs, 0, 2 * n, buf, 0)
+            self._pending.append((buf, prog.label, timed))
+        self.record_s[prog.label] += time.perf_counter() - t0
+        self.records[prog.label] += 1
+
+    def collect(self) -> None:
+        """Read the timestamps of everything recorded so far (call after the work was submitted)."""
+        for buf, label, ops in self._pending:
+            t = np.frombuffer(self.gpu.queue.read_buffer(buf), dtype=np.uint64).astype(np.int64)
+            for op, dt in zip(ops, t[1::2] - t[0::2]):
+                key = f"{label}: {op.tag}"
+                self.gpu_ns[key] += float(dt)  # Vulkan on NVIDIA and lavapipe: 1 tick = 1 ns
+                self.calls[key] += 1
+                self.bytes[key] += op.weight_bytes
+        self._pending.clear()
+
+    def summary(self) -> dict:
+        """{kernel class: {ms, calls, weight GB/s}} sorted by time, plus CPU recording time."""
+        self.collect()
+        classes = {}
+        for tag in sorted(self.gpu_ns, key=self.gpu_ns.get, reverse=True):
+            ns = self.gpu_ns[tag]
+            entry = {"gpu_ms": round(ns / 1e6, 3), "calls": self.calls[tag]}
+            if self.bytes[tag] and ns > 0:
+                entry["weight_GBps"] = round(self.bytes[tag] / ns, 1)
+            classes[tag] = entry
+        return {"gpu_ms_total": round(sum(self.gpu_ns.values()) / 1e6, 3), "kernels": classes,
+                "cpu_record_ms": {k: round(v * 1000, 3) for k, v in self.record_s.items()},
+                "records": dict(self.records)}
+
+
 # --- operations: one helper per kernel, shared by the engine and the kernel checks ------------------
 
 def _same(m: int) -> int:
@@ -220,9 +312,10 @@ def _same(m: int) -> int:
 
 def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out_stride: int | None = None,
            out_base: int = 0, bias=None, gelu: bool = False, accumulate: bool = False,
-           rows: Callable[[int], int] = _same, matvec: bool = False) -> None:
+           rows: Callable[[int], int] = _same, matvec: bool = False, tag: str = "") -> None:
     """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix).
-    matvec picks the decode kernel (x has few rows); otherwise the tiled matmul."""
+    matvec picks the decode kernel (x has few rows); otherwise the tiled matmul. tag: the weight's name
+    in profiles."""
     x_stride = k if x_stride is None else x_stride
     out_stride = w.rows if out_stride is None else out_stride
     flags = (BIAS if bias is not None else 0) | (GELU if gelu else 0) | (ACCUMULATE if accumulate else 0)
@@ -235,16 +328,19 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
         def params(m, c=c):
             return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags)
 
+        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)
+
         if matvec:
             def grid(m, c=c):
                 gx, gy = groups_2d(math.ceil(c.rows / MATVEC_ROWS_PER_GROUP))
                 return gx, gy, rows(m)
-            prog.dispatch("q4_matvec", [x, *c.buffers, bias_buf, out], params, grid)
+            prog.dispatch("q4_matvec", [x, *c.buffers, bias_buf, out], params, grid, tag, nbytes)
         else:
             def grid(m, c=c):
                 return math.ceil(c.rows / MATMUL_TILE), math.ceil(rows(m) / MATMUL_TILE), 1
             weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
-            prog.dispatch("matmul_q4" if w.quantized else "matmul_f32", [x, *weights, bias_buf, out], params, grid)
+            prog.dispatch("matmul_q4" if w.quantized else "matmul_f32", [x, *weights, bias_buf, out], params, grid,
+                          tag, nbytes)
 
 
 def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0) -> None:

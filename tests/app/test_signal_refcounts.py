@@ -1,12 +1,10 @@
-"""Signals emitted from Python must not eat references to True (PySide6 6.12.0 bug, see qt_fixes)."""
+"""Signals emitted from Python must not eat references to True/False: PySide6 6.12.0 does on Python
+3.11, and the app then aborts after a few minutes of dictation (pyproject excludes that release)."""
 from __future__ import annotations
 
 import sys
 
 from PySide6.QtCore import QObject, Signal
-
-import voxtral_desk.app  # noqa: F401  (applies the fix)
-from voxtral_desk.app import qt_fixes
 
 
 class Emitter(QObject):
@@ -24,4 +22,3 @@ def test_emit_keeps_reference_counts(qapp):
         e.flag.emit(False)
     after = sys.getrefcount(True), sys.getrefcount(False)
     assert abs(after[0] - before[0]) < 50 and abs(after[1] - before[1]) < 50
-    assert not qt_fixes.emit_loses_a_reference()
