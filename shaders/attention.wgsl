@@ -1,8 +1,10 @@
-// Causal sliding-window attention over a ring KV cache, with grouped KV heads. One workgroup of 64 per
+// Causal sliding-window attention over a ring KV cache, with grouped KV heads. One workgroup of 256 per
 // (head, query row). Query row m is at position pos = state.pos0 + m and sees keys lo..pos with
-// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Two passes: the row maximum of the
-// scores first, then exp(s - max) in chunks of 64 keys shared through workgroup memory, accumulated
-// into p.v by invocations that each own output dims d, d+64, ... (head_dim <= 256).
+// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Keys go in chunks of 256 with an
+// online softmax (running maximum, earlier sums rescaled): each invocation scores one key of the chunk,
+// and the weighted sum of values is split over G groups of L = head_dim/4 invocations, each owning one
+// vec4 of the output and taking keys g, g+G, ... of the chunk, so value rows are read coalesced and
+// many keys are in flight at once; the G partial sums are added at the end. head_dim % 4 == 0, <= 256.
 
 struct AttnParams {
     m: u32,
@@ -19,73 +21,88 @@ struct State {
     out_idx: u32,
 }
 
+const WG: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> p: AttnParams;
-@group(0) @binding(1) var<storage, read> q: array<f32>;        // [m, H * hd], rotated
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;  // [cap, KV * hd]
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;  // [cap, KV * hd]
-@group(0) @binding(4) var<storage, read_write> out: array<f32>; // [m, H * hd]
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;  // [cap, KV * hd]
+@group(0) @binding(3) var<storage, read> v_cache: array<vec4<f32>>;  // [cap, KV * hd]
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>; // [m, H * hd]
 @group(0) @binding(5) var<storage, read> state: State;
 
-var<workgroup> qs: array<f32, 256>;
-var<workgroup> ps: array<f32, 64>;
+var<workgroup> qs: array<vec4<f32>, 64>;
+var<workgroup> ps: array<f32, WG>;
+var<workgroup> part: array<vec4<f32>, WG>;
 
-fn score(key_pos: u32, kv_off: u32) -> f32 {
-    let base = (key_pos % p.cap) * p.n_kv * p.head_dim + kv_off;
+fn score(base: u32, hd4: u32) -> f32 {
     var s = 0.0;
-    for (var d = 0u; d < p.head_dim; d++) {
-        s += qs[d] * k_cache[base + d];
+    var d = 0u;
+    for (; d + 4u <= hd4; d += 4u) { // four independent loads in flight
+        let k0 = k_cache[base + d];
+        let k1 = k_cache[base + d + 1u];
+        let k2 = k_cache[base + d + 2u];
+        let k3 = k_cache[base + d + 3u];
+        s += dot(qs[d], k0) + dot(qs[d + 1u], k1) + dot(qs[d + 2u], k2) + dot(qs[d + 3u], k3);
+    }
+    for (; d < hd4; d++) {
+        s += dot(qs[d], k_cache[base + d]);
     }
     return s * p.scale;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
     let h = wid.x;
     let m = wid.y;
-    let hd = p.head_dim;
-    let kv_off = (h / (p.n_heads / p.n_kv)) * hd;
+    let hd4 = p.head_dim / 4u;
+    let row4 = p.n_kv * hd4; // vec4s per cache row
+    let kv_off = (h / (p.n_heads / p.n_kv)) * hd4;
     let pos = state.pos0 + m;
     let lo = select(0u, pos + 1u - p.window, pos + 1u > p.window);
     let n = pos - lo + 1u;
-    for (var d = lid; d < hd; d += 64u) {
-        qs[d] = q[(m * p.n_heads + h) * hd + d];
+    let qrow = (m * p.n_heads + h) * hd4;
+    if (lid < hd4) {
+        qs[lid] = q[qrow + lid];
     }
     workgroupBarrier();
 
-    var mx = -3.0e38;
-    for (var i = lid; i < n; i += 64u) {
-        mx = max(mx, score(lo + i, kv_off));
-    }
-    mx = team_max(mx, lid, 64u, sg_size);
-
+    let groups = WG / hd4;
+    let g = lid / hd4;
+    let dl = lid % hd4;
+    var run_max = -3.0e38;
     var lsum = 0.0;
-    var acc: array<f32, 4>;
-    for (var c0 = 0u; c0 < n; c0 += 64u) {
+    var acc = vec4<f32>(0.0);
+    for (var c0 = 0u; c0 < n; c0 += WG) {
+        let mine = c0 + lid < n;
+        var s = -3.0e38;
+        if (mine) {
+            s = score(((lo + c0 + lid) % p.cap) * row4 + kv_off, hd4);
+        }
+        let new_max = max(run_max, team_max(s, lid, WG, sg_size));
+        let rescale = exp(run_max - new_max); // 0 on the first chunk
         var e = 0.0;
-        if (c0 + lid < n) {
-            e = exp(score(lo + c0 + lid, kv_off) - mx);
+        if (mine) {
+            e = exp(s - new_max);
         }
         ps[lid] = e;
-        lsum += e;
-        workgroupBarrier();
-        let cnt = min(64u, n - c0);
-        for (var k = 0u; k < cnt; k++) {
-            let base = ((lo + c0 + k) % p.cap) * p.n_kv * hd + kv_off;
-            let pk = ps[k];
-            for (var s = 0u; s < 4u; s++) {
-                let d = lid + 64u * s;
-                if (d < hd) {
-                    acc[s] += pk * v_cache[base + d];
-                }
+        lsum = lsum * rescale + team_sum(e, lid, WG, sg_size); // its barriers also publish ps
+        acc *= rescale;
+        run_max = new_max;
+        if (g < groups) {
+            let cnt = min(WG, n - c0);
+            for (var k = g; k < cnt; k += groups) {
+                acc += ps[k] * v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl];
             }
         }
-        workgroupBarrier();
+        workgroupBarrier(); // ps is rewritten by the next chunk
     }
-    let total = team_sum(lsum, lid, 64u, sg_size);
-    for (var s = 0u; s < 4u; s++) {
-        let d = lid + 64u * s;
-        if (d < hd) {
-            out[(m * p.n_heads + h) * hd + d] = acc[s] / total;
+    part[lid] = acc;
+    workgroupBarrier();
+    if (lid < hd4) {
+        var total = vec4<f32>(0.0);
+        for (var i = 0u; i < groups; i++) {
+            total += part[i * hd4 + lid];
         }
+        out[qrow + lid] = total / lsum;
     }
 }

@@ -43,7 +43,7 @@ def hf_state_dict(cfg: ModelConfig, weights) -> dict[str, torch.Tensor]:
         w = weights.f32(name)
         if permute_heads:
             w = _rope_permute(w, permute_heads)
-        sd[key] = torch.from_numpy(np.ascontiguousarray(w))
+        sd[key] = torch.from_numpy(np.array(w, dtype=np.float32))  # a writable copy (GGUF data is a read-only map)
 
     put("model.language_model.embed_tokens.weight", TOKEN_EMBEDDINGS)
     put("lm_head.weight", TOKEN_EMBEDDINGS)

@@ -65,15 +65,14 @@ class _Bench:
         return self.up(np.array([pos0, out_idx, 0, 0], dtype=np.uint32))
 
 
-def _linear_checks(b: _Bench, matmul: bool = True) -> list[KernelCheck]:
+def _linear_checks(b: _Bench) -> list[KernelCheck]:
     out = []
     k, x_stride = 96, 100
-    # (kernel, rows of x, weight rows, rows per chunk): 3 matvec chunks, the last partial; matmul tiles
-    # (64x64) cut inside a chunk and at its end.
-    cases = [("q4_matvec", 3, 37, 13)] + ([("matmul_q4", 70, 150, 100)] if matmul else [])
-    for kname, m, n, chunk_rows in cases:
+    # (kernel, rows of x, weight rows, rows per chunk): 3 matvec chunks, the last partial (and rows past
+    # it inside a team); slices of 8 rows of x, the last partial, over 2 chunks.
+    for kname, m, n, chunk_rows in (("q4_matvec", 3, 37, 13), ("q4_rows", 19, 150, 100)):
         matvec = kname == "q4_matvec"
-        tag = f" ({b.tag})" if matvec else ""  # the tiled matmul has no reduction variants
+        tag = f" ({b.tag})"
         w, wf = b.q4(n, k, limit=chunk_rows * (k // 32) * 16)
         x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
         bias = b.rng.standard_normal(n).astype(np.float32)
@@ -97,8 +96,9 @@ def _linear_checks(b: _Bench, matmul: bool = True) -> list[KernelCheck]:
 
 
 def _conv_check(b: _Bench) -> KernelCheck:
-    """matmul_f32 as the stride-2 causal conv: overlapping input rows, K = 3*C_in not a multiple of 32."""
-    c_in, c_out, t_out = 25, 19, 7
+    """f32_rows as the stride-2 causal conv: overlapping input rows, K = 3*C_in not a multiple of 32,
+    more than one slice of rows."""
+    c_in, c_out, t_out = 25, 19, 11
     wconv = b.rng.standard_normal((c_out, c_in, 3)).astype(np.float32)
     bias = b.rng.standard_normal(c_out).astype(np.float32)
     x = b.rng.standard_normal((c_in, 2 * t_out + 1)).astype(np.float32)  # [C_in, frames]
@@ -109,7 +109,8 @@ def _conv_check(b: _Bench) -> KernelCheck:
     p.build().run(t_out)
     taps = [x[:, k: k + 2 * (t_out - 1) + 1: 2] for k in range(3)]
     want = ref.gelu(sum(wconv[:, :, k] @ taps[k] for k in range(3)) + bias[:, None]).T
-    return compare(f"matmul_f32 conv k=3 stride 2, {c_in}->{c_out}, 3 chunks", b.f32(ob, (t_out + 1, c_out))[1:], want)
+    return compare(f"f32_rows conv k=3 stride 2, {c_in}->{c_out}, 3 chunks ({b.tag})", b.f32(ob, (t_out + 1, c_out))[1:],
+                   want)
 
 
 def _rmsnorm_check(b: _Bench) -> KernelCheck:
@@ -148,7 +149,9 @@ def _rope_kv_check(b: _Bench) -> KernelCheck:
 def _attention_checks(b: _Bench) -> list[KernelCheck]:
     out = []
     # (queries, heads, kv heads, head dim, cache rows, window, first query position)
-    for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200)):
+    # the last: keys in 3 chunks of 256 (online softmax across chunks), the ring wrapping
+    for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),
+                                            (2, 2, 1, 16, 700, 600, 1000)):
         kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
         vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
         q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
@@ -216,7 +219,7 @@ def subgroups_work(gpu: GPUDevice) -> bool:
     key = id(gpu.device)
     if key not in _subgroup_verdicts:
         b = _Bench(gpu, True)
-        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b, matmul=False), _rmsnorm_check(b),
+        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b), _conv_check(b), _rmsnorm_check(b),
                                                          *_attention_checks(b)])
     return _subgroup_verdicts[key]
 
@@ -229,11 +232,11 @@ def run_kernel_checks(gpu: GPUDevice | None = None) -> list[KernelCheck]:
     for subgroups in ([True, False] if gpu.has_subgroups else [False]):
         b = _Bench(gpu, subgroups)
         once = subgroups == gpu.has_subgroups  # kernels without reductions run in one variant only
-        results += _linear_checks(b, matmul=once)
+        results += _linear_checks(b)
+        results.append(_conv_check(b))
         results.append(_rmsnorm_check(b))
         results += _attention_checks(b)
         if once:
-            results.append(_conv_check(b))
             results.append(_rope_kv_check(b))
             results.append(_swiglu_check(b))
             results.append(_embed_check(b))

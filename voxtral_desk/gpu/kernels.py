@@ -24,8 +24,8 @@ from .device import GPUDevice
 # Pieces each kernel is assembled from, in order; "reduce" is the subgroup or workgroup-memory variant.
 KERNEL_SOURCES = {
     "q4_matvec": ("reduce", "activations", "linear_out", "q4_matvec"),
-    "matmul_q4": ("activations", "linear_out", "matmul_weights_q4", "matmul"),
-    "matmul_f32": ("activations", "linear_out", "matmul_weights_f32", "matmul"),
+    "q4_rows": ("reduce", "activations", "linear_out", "q4_matvec"),
+    "f32_rows": ("reduce", "activations", "linear_out", "f32_rows"),
     "rmsnorm": ("reduce", "rmsnorm"),
     "rope_kv": ("rope_kv",),
     "attention": ("reduce", "attention"),
@@ -34,6 +34,13 @@ KERNEL_SOURCES = {
     "argmax": ("argmax",),
     "advance": ("advance",),
 }
+# Constants substituted into the sources (/*NAME*/): q4_matvec.wgsl as the decoding matrix-vector
+# kernel (one row of x, RT weight rows per team) and as the few-rows kernel (ROWS rows of x per slice).
+KERNEL_CONSTANTS = {
+    "q4_matvec": {"TEAM": 32, "RT": 2, "ROWS": 1},
+    "q4_rows": {"TEAM": 32, "RT": 1, "ROWS": 8},
+    "f32_rows": {"TEAM": 32, "ROWS": 8},
+}
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
 MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
@@ -41,8 +48,7 @@ USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.
 
 # linear_out.wgsl flags
 BIAS, GELU, ACCUMULATE = 1, 2, 4
-MATVEC_ROWS_PER_GROUP = 8  # q4_matvec.wgsl: 256 invocations / teams of 32
-MATMUL_TILE = 64
+WORKGROUP = 256  # invocations of the matrix kernels' workgroups
 
 
 class Kernels:
@@ -54,7 +60,8 @@ class Kernels:
         self._pipelines: dict[str, object] = {}
         self.profiler: Profiler | None = None  # set while profiling (bench --profile)
 
-    def source(self, name: str) -> str:
+    def source(self, name: str, constants: dict | None = None) -> str:
+        """The kernel's WGSL; `constants` overrides KERNEL_CONSTANTS (kernel variants in benchmarks)."""
         folder = shaders_dir()
         parts = []
         for piece in KERNEL_SOURCES[name]:
@@ -62,14 +69,18 @@ class Kernels:
                 piece = "reduce_subgroup" if self.subgroups else "reduce_workgroup"
             parts.append((folder / f"{piece}.wgsl").read_text())
         src = "\n".join(parts)
+        for const, value in (constants or KERNEL_CONSTANTS.get(name, {})).items():
+            src = src.replace(f"/*{const}*/", f"{value}u")
         return src.replace(SUBGROUP_ARG, ", @builtin(subgroup_size) sg_size: u32" if self.subgroups else "")
 
-    def pipeline(self, name: str):
-        if name not in self._pipelines:
-            module = self.gpu.device.create_shader_module(label=name, code=self.source(name))
-            self._pipelines[name] = self.gpu.device.create_compute_pipeline(
+    def pipeline(self, name: str, source: str | None = None):
+        """The kernel's pipeline; `source` overrides the assembled WGSL (kernel variants in benchmarks)."""
+        key = name if source is None else (name, source)
+        if key not in self._pipelines:
+            module = self.gpu.device.create_shader_module(label=name, code=source or self.source(name))
+            self._pipelines[key] = self.gpu.device.create_compute_pipeline(
                 label=name, layout="auto", compute={"module": module, "entry_point": "main"})
-        return self._pipelines[name]
+        return self._pipelines[key]
 
 
 _shared: dict[tuple[int, bool], Kernels] = {}
@@ -314,33 +325,32 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
            out_base: int = 0, bias=None, gelu: bool = False, accumulate: bool = False,
            rows: Callable[[int], int] = _same, matvec: bool = False, tag: str = "") -> None:
     """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix).
-    matvec picks the decode kernel (x has few rows); otherwise the tiled matmul. tag: the weight's name
-    in profiles."""
+    matvec: x has one row (decoding), for the Q4 kernel tuned for it; otherwise x rows go in slices.
+    tag: the weight's name in profiles."""
     x_stride = k if x_stride is None else x_stride
     out_stride = w.rows if out_stride is None else out_stride
     flags = (BIAS if bias is not None else 0) | (GELU if gelu else 0) | (ACCUMULATE if accumulate else 0)
     bias_buf = bias if bias is not None else dummy(prog.gpu)
     if matvec and not w.quantized:
         raise ValueError("the matrix-vector kernel reads Q4_0 weights")
-    if matvec and (x_stride % 4 or k % 32):
-        raise ValueError("q4_matvec reads x as vec4 and whole blocks")
+    if w.quantized and (x_stride % 4 or k % 32):
+        raise ValueError("q4 kernels read x as vec4 and whole blocks")
+    kernel = ("q4_matvec" if matvec else "q4_rows") if w.quantized else "f32_rows"
+    geo = KERNEL_CONSTANTS[kernel]
+    team, rows_per_team, x_rows = geo["TEAM"], geo.get("RT", 1), geo["ROWS"]
+    if matvec and x_rows != 1:
+        raise ValueError("q4_matvec handles one row of x")
     for c in w.chunks:
         def params(m, c=c):
             return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags)
 
-        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)
+        def grid(m, c=c):
+            gx, gy = groups_2d(math.ceil(c.rows / (WORKGROUP // team * rows_per_team)))
+            return gx, gy, math.ceil(rows(m) / x_rows)
 
-        if matvec:
-            def grid(m, c=c):
-                gx, gy = groups_2d(math.ceil(c.rows / MATVEC_ROWS_PER_GROUP))
-                return gx, gy, rows(m)
-            prog.dispatch("q4_matvec", [x, *c.buffers, bias_buf, out], params, grid, tag, nbytes)
-        else:
-            def grid(m, c=c):
-                return math.ceil(c.rows / MATMUL_TILE), math.ceil(rows(m) / MATMUL_TILE), 1
-            weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
-            prog.dispatch("matmul_q4" if w.quantized else "matmul_f32", [x, *weights, bias_buf, out], params, grid,
-                          tag, nbytes)
+        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)
+        weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
+        prog.dispatch(kernel, [x, *weights, bias_buf, out], params, grid, tag, nbytes)
 
 
 def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0) -> None:
@@ -361,8 +371,8 @@ def rope_kv(prog: Program, qkv, cos, sin, q, k_cache, v_cache, state, *, n_heads
 
 def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n_kv: int, head_dim: int,
               cap: int, window: int) -> None:
-    if head_dim > 256:
-        raise ValueError("attention.wgsl supports head_dim <= 256")
+    if head_dim > 256 or head_dim % 4:
+        raise ValueError("attention.wgsl supports head_dim <= 256, a multiple of 4")
     scale = float(np.float32(1.0 / math.sqrt(head_dim)))
     prog.dispatch("attention", [q, k_cache, v_cache, out, state],
                   lambda m: (m, n_heads, n_kv, head_dim, cap, window, scale),
