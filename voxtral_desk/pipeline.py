@@ -41,6 +41,14 @@ def open_session(model_path: Path | str, backend: str = "gpu", delay_ms: int | N
     return StreamingSession(create_engine(model, backend, **options), Tokenizer(model.tokenizer_path), delay_ms)
 
 
+def _read_blocks(path: Path, frames: int):
+    """The file's blocks as float32 [n, channels]; only decoding errors become AudioFileError."""
+    try:
+        yield from soundfile.blocks(str(path), blocksize=frames, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioFileError(f"{path}: cannot read audio ({e})") from None
+
+
 def transcribe_file(session: StreamingSession, path: Path | str,
                     progress: Callable[[float], None] | None = None,
                     cancelled: Callable[[], bool] | None = None) -> Transcript:
@@ -49,27 +57,26 @@ def transcribe_file(session: StreamingSession, path: Path | str,
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"{path}: no such file")
-    rate_out = session.audio_cfg.sampling_rate
     try:
         info = soundfile.info(str(path))
-        block = max(1, int(info.samplerate * FILE_BLOCK_SECONDS))
-        resampler = None if info.samplerate == rate_out else soxr.ResampleStream(
-            info.samplerate, rate_out, 1, dtype="float32", quality="HQ")
-        session.reset()
-        done, last = 0, False
-        for chunk in soundfile.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
-            if cancelled and cancelled():
-                raise Cancelled(str(path))
-            mono = np.ascontiguousarray(chunk.mean(axis=1), dtype=np.float32)
-            done += len(mono)
-            last = done >= info.frames
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono, last=last)
-            session.feed(mono)
-            if progress and info.frames:
-                progress(min(done / info.frames, 1.0) * 0.98)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioFileError(f"{path}: cannot read audio ({e})") from None
+    rate_out = session.audio_cfg.sampling_rate
+    resampler = None if info.samplerate == rate_out else soxr.ResampleStream(
+        info.samplerate, rate_out, 1, dtype="float32", quality="HQ")
+    session.reset()
+    done, last = 0, False
+    for chunk in _read_blocks(path, max(1, int(info.samplerate * FILE_BLOCK_SECONDS))):
+        if cancelled and cancelled():
+            raise Cancelled(str(path))
+        mono = np.ascontiguousarray(chunk.mean(axis=1), dtype=np.float32)
+        done += len(mono)
+        last = done >= info.frames
+        if resampler is not None:
+            mono = resampler.resample_chunk(mono, last=last)
+        session.feed(mono)
+        if progress and info.frames:
+            progress(min(done / info.frames, 1.0) * 0.98)
     if resampler is not None and not last:  # an empty file never reached its last block
         session.feed(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     session.flush()

@@ -55,13 +55,15 @@ class StreamingSession:
         self.tokenizer = tokenizer
         self.audio_cfg = engine.config.audio
         self.mel = LogMel(self.audio_cfg, engine.config.encoder.n_mels)
-        self.reset(delay_ms)
+        self.delay_ms = delay_ms or self.audio_cfg.default_delay_ms
+        self.reset()
 
     def reset(self, delay_ms: int | None = None) -> None:
         """Start a new utterance; the delay (ms, a multiple of 80) may change here."""
         cfg = self.audio_cfg
-        self.delay_ms = delay_ms if delay_ms is not None else getattr(self, "delay_ms", None) or cfg.default_delay_ms
-        self.n_delay = cfg.delay_tokens(self.delay_ms)
+        delay_ms = self.delay_ms if delay_ms is None else delay_ms
+        self.n_delay = cfg.delay_tokens(delay_ms)  # validates before anything changes
+        self.delay_ms = delay_ms
         self.prompt = [self.tokenizer.bos] + [self.tokenizer.streaming_pad] * (cfg.n_left_pad_tokens + self.n_delay)
         self.engine.reset(self.prompt, self.n_delay)
         self.mel.reset()

@@ -192,21 +192,22 @@ def _embed_check(b: _Bench) -> KernelCheck:
 
 
 def _argmax_check(b: _Bench) -> KernelCheck:
-    m, vocab, out_idx = 3, 1001, 2
+    m, vocab, out_idx = 3, 9001, 2  # 3 slices, the last partial
     logits = b.rng.standard_normal((m, vocab)).astype(np.float32)
-    logits[1, [400, 7, 999]] = 50.0  # ties: the first index wins, as numpy
-    logits[2, 1000] = 60.0
+    logits[1, [4100, 400, 7, 8999]] = 50.0  # ties inside and across slices: the first index wins, as numpy
+    logits[2, vocab - 1] = 60.0
     ids, tok = b.up(np.zeros(8, np.uint32)), b.up(np.zeros(4, np.uint32))
+    part = b.up(np.zeros(m * K.argmax_parts(vocab) * 2, np.uint32))
     st = b.state(5, out_idx)
     p = b.program("argmax")
-    K.argmax(p, b.up(logits), ids, tok, st, vocab=vocab)
+    K.argmax(p, b.up(logits), part, ids, tok, st, vocab=vocab)
     K.advance(p, st)
     p.build().run(m)
     got = np.concatenate([read(b.gpu, ids, np.uint32, 8)[out_idx: out_idx + m], read(b.gpu, tok, np.uint32, 1),
                           read(b.gpu, st, np.uint32, 2)])
     want = np.concatenate([logits.argmax(1), logits[-1:].argmax(1), [5 + m, out_idx + m]])
     ok = bool(np.array_equal(got, want))
-    return KernelCheck(f"argmax [{m}x{vocab}] with ties, token feedback, advance", 0.0 if ok else float(
+    return KernelCheck(f"argmax [{m}x{vocab}] in slices, with ties, token feedback, advance", 0.0 if ok else float(
         np.max(np.abs(got.astype(np.int64) - want))), 0.0 if ok else 1.0, ok)
 
 

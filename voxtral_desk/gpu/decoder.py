@@ -101,6 +101,7 @@ class DecoderStage:
         self.logits = empty(gpu, b * d.vocab_size * F32, "logits")  # [b, V]
         if self.logits.size > gpu.max_binding_size:
             raise ValueError(f"max_batch {b} makes the logits larger than the device's binding limit")
+        self.argmax_part = empty(gpu, b * K.argmax_parts(d.vocab_size) * 8, "argmax slices")
         self.tok = empty(gpu, b * 4, "input ids")  # [b] u32; tok[0] is fed back by argmax
         self.ids = empty(gpu, IDS_CAP * 4, "output ids")  # [IDS_CAP] u32
         self.staging = gpu.device.create_buffer(label="ids staging", size=_map_size(IDS_CAP),
@@ -146,7 +147,7 @@ class DecoderStage:
             K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.h, d=d.dim, eps=d.norm_eps)
         K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec, tag="head")
-        K.argmax(prog, self.logits, self.ids, self.tok, self.state, vocab=d.vocab_size)
+        K.argmax(prog, self.logits, self.argmax_part, self.ids, self.tok, self.state, vocab=d.vocab_size)
         K.advance(prog, self.state)
         return prog.build()
 

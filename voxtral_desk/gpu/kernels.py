@@ -31,7 +31,8 @@ KERNEL_SOURCES = {
     "attention": ("reduce", "attention"),
     "swiglu": ("swiglu",),
     "embed_q4": ("embed_q4",),
-    "argmax": ("argmax",),
+    "argmax_partial": ("argmax_common", "argmax_partial"),
+    "argmax": ("argmax_common", "argmax"),
     "advance": ("advance",),
 }
 # Constants substituted into the sources (/*NAME*/): q4_matvec.wgsl as the decoding matrix-vector
@@ -392,8 +393,20 @@ def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: int)
                       lambda m: (math.ceil(d // 32 / 64), m, 1))
 
 
-def argmax(prog: Program, logits, ids, tok, state, *, vocab: int) -> None:
-    prog.dispatch("argmax", [logits, ids, tok, state], lambda m: (m, vocab), lambda m: (m, 1, 1))
+ARGMAX_SLICE = 4096  # argmax_common.wgsl SLICE
+
+
+def argmax_parts(vocab: int) -> int:
+    """Slice winners per row of logits (argmax's `part` buffer holds rows * this * 8 bytes)."""
+    return math.ceil(vocab / ARGMAX_SLICE)
+
+
+def argmax(prog: Program, logits, part, ids, tok, state, *, vocab: int) -> None:
+    """ids[out_idx + m] = argmax(logits[m]); tok[0] = the last row's. Two stages through `part`, so
+    that many workgroups share the vocabulary."""
+    parts = argmax_parts(vocab)
+    prog.dispatch("argmax_partial", [logits, part], lambda m: (m, vocab, parts), lambda m: (parts, m, 1))
+    prog.dispatch("argmax", [part, ids, tok, state], lambda m: (m, vocab, parts), lambda m: (m, 1, 1))
 
 
 def advance(prog: Program, state) -> None:
