@@ -18,8 +18,8 @@ struct State {
 @group(0) @binding(0) var<uniform> p: EmbedParams;
 @group(0) @binding(1) var<storage, read> tok: array<u32>;          // [m] input ids
 @group(0) @binding(2) var<storage, read> audio: array<f32>;        // [audio_cap, d] ring
-@group(0) @binding(3) var<storage, read> w_nib: array<vec4<u32>>;  // [rows, d/32]
-@group(0) @binding(4) var<storage, read> w_scale: array<f32>;      // [rows, d/32]
+@group(0) @binding(3) var<storage, read> w_nib: array<u32>;    // [rows, G, 4 words, 4 blocks] (weights.interleave_q4)
+@group(0) @binding(4) var<storage, read> w_scale: array<f32>;  // [rows, G * 4]
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;      // [m, d]
 @group(0) @binding(6) var<storage, read> state: State;
 
@@ -35,14 +35,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (t < p.row0 || t >= p.row0 + p.rows) {
         return;
     }
-    let blk = (t - p.row0) * nb + b;
-    let q = w_nib[blk];
-    let d = w_scale[blk];
+    let ng = (nb + 3u) / 4u;
+    let grp = (t - p.row0) * ng + b / 4u;
+    let d = w_scale[grp * 4u + b % 4u];
     let a = ((state.pos0 + m) % p.audio_cap) * p.d + b * 32u;
     let o = m * p.d + b * 32u;
     for (var w = 0u; w < 4u; w++) {
+        let word = w_nib[(grp * 4u + w) * 4u + b % 4u];
         for (var c = 0u; c < 4u; c++) {
-            let byte = q[w] >> (8u * c);
+            let byte = word >> (8u * c);
             let j = 4u * w + c;
             x[o + j] = audio[a + j] + d * f32(i32(byte & 15u) - 8);
             x[o + 16u + j] = audio[a + 16u + j] + d * f32(i32((byte >> 4u) & 15u) - 8);

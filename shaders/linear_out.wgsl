@@ -12,6 +12,7 @@ struct LinearParams {
     out_base: u32,   // element offset of output row 0
     col0: u32,       // first output feature of this chunk (for out and bias)
     flags: u32,
+    team: u32,       // q4 kernels: invocations per weight row (a power of two, 256 at most)
 }
 
 const FLAG_BIAS: u32 = 1u;

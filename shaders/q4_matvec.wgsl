@@ -1,85 +1,48 @@
-// Fused Q4_0 dequantise + matrix product for x with few rows: decoding (one row), and prefill, the
-// encoder and the adapter (ROWS rows of x per workgroup slice, grid z: each weight block is loaded
-// once per slice and applied to all its rows).
-// Weights are repacked at load (quant.split_q4_0): w_nib [n, k/32] blocks of 16 bytes (one vec4<u32>:
-// byte j holds element j in its low nibble and element j+16 in its high nibble, each stored as q+8) and
-// w_scale [n, k/32] f32. A team of TEAM invocations owns RT consecutive weight rows; lane l reads blocks
-// l, l+TEAM, ... of each, so a team streams TEAM*16 contiguous bytes per row and step (coalesced), and
-// the x values a lane loads serve RT rows. Grid: (row groups split over x and y when above 65535,
-// slices of ROWS rows of x in z). The constants are substituted per kernel (kernels.KERNEL_CONSTANTS).
+// Fused Q4_0 dequantise + matrix-vector product for decoding (one row of x; more rows go in grid z).
+// Weights (weights.interleave_q4): per row, G groups of four blocks; w_nib [n, G, 4, 4] holds word c
+// (bytes 4c..4c+3: elements 4c..4c+3 in the low nibbles, 16+4c..16+4c+3 in the high ones, as q+8) of
+// blocks 4g..4g+3 as one vec4<u32>, and w_scale [n, G] their four scales as one vec4<f32>. A team of
+// p.team invocations owns a weight row; four lanes share a group, lane c taking word c of its four
+// blocks, so each lane streams 16 bytes per loop trip (enough bytes in flight to approach memory
+// bandwidth) and a warp's loads of both weights and the matching x vec4s are contiguous.
+// Grid: (row groups split over x and y when above 65535, rows of x in z). The team is a parameter
+// (kernels.Q4_TEAM). (Measured on an H200: holding two groups per lane and trip, or the dequantised
+// blocks in arrays, made this slower.)
 
 const WG: u32 = 256u;
-const TEAM: u32 = /*TEAM*/;
-const RT: u32 = /*RT*/;     // weight rows per team
-const ROWS: u32 = /*ROWS*/; // rows of x per slice
 
 @group(0) @binding(0) var<uniform> p: LinearParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
-@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, k/32]
-@group(0) @binding(3) var<storage, read> w_scale: array<f32>;       // [n, k/32]
+@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4]
+@group(0) @binding(3) var<storage, read> w_scale: array<vec4<f32>>; // [n, G]
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-// Elements 4c..4c+3 of a block word (shift 0) or elements 16+4c.. (shift 4), as q - 8: OR-ing a 4-bit q
-// into the mantissa of 2^23 gives the float 2^23 + q exactly, so no integer-to-float conversion (a
-// quarter-rate instruction that otherwise bounds these kernels) is needed.
-fn nibbles(word: u32, shift: u32) -> vec4<f32> {
-    let q = (vec4<u32>(word >> shift, word >> (shift + 8u), word >> (shift + 16u), word >> (shift + 24u)) & vec4<u32>(15u))
-            | vec4<u32>(0x4B000000u);
-    return bitcast<vec4<f32>>(q) - 8388616.0; // (2^23 + q) - (2^23 + 8)
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
-    let row0 = ((wid.x + wid.y * nwg.x) * (WG / TEAM) + lid / TEAM) * RT;
-    let m0 = wid.z * ROWS;
-    let nm = min(ROWS, p.m - m0);
-    let lane = lid % TEAM;
+    let team = p.team;
+    let row = (wid.x + wid.y * nwg.x) * (WG / team) + lid / team;
+    let m = wid.z;
+    let lane = lid % team;
+    let c = lane % 4u;
     let nb = p.k / 32u;
-    let xs = p.x_stride / 4u;
-    var acc: array<f32, RT * ROWS>;
-    if (row0 < p.n) {
-        for (var b = lane; b < nb; b += TEAM) {
-            // the RT blocks, dequantised once for all rows of x: wv[r][0..4] low nibbles, [4..8] high
-            var wv: array<array<vec4<f32>, 8>, RT>;
-            var d: array<f32, RT>;
-            for (var r = 0u; r < RT; r++) {
-                let i = min(row0 + r, p.n - 1u) * nb + b; // rows past n repeat the last (never stored)
-                let q = w_nib[i];
-                d[r] = w_scale[i];
-                for (var w = 0u; w < 4u; w++) {
-                    wv[r][w] = nibbles(q[w], 0u);
-                    wv[r][4u + w] = nibbles(q[w], 4u);
-                }
-            }
-            for (var j = 0u; j < ROWS; j++) {
-                if (j < nm) {
-                    var xv: array<vec4<f32>, 8>;
-                    let xb = (m0 + j) * xs + b * 8u;
-                    for (var t = 0u; t < 8u; t++) {
-                        xv[t] = x[xb + t];
-                    }
-                    for (var r = 0u; r < RT; r++) {
-                        var s = 0.0;
-                        for (var w = 0u; w < 4u; w++) {
-                            s += dot(wv[r][w], xv[w]) + dot(wv[r][4u + w], xv[4u + w]);
-                        }
-                        acc[r * ROWS + j] += d[r] * s;
-                    }
-                }
+    let ng = (nb + 3u) / 4u;
+    let xr = m * (p.x_stride / 4u);
+    var acc = 0.0;
+    if (row < p.n) {
+        for (var g = lane / 4u; g < ng; g += team / 4u) {
+            let i = row * ng + g;
+            let words = w_nib[i * 4u + c];
+            let d = w_scale[i]; // padding blocks have scale 0 (their x is read clamped to the row)
+            for (var t = 0u; t < 4u; t++) {
+                let xb = xr + min(4u * g + t, nb - 1u) * 8u + c;
+                acc += d[t] * (dot(nibbles(words[t], 0u), x[xb]) + dot(nibbles(words[t], 4u), x[xb + 4u]));
             }
         }
     }
-    for (var r = 0u; r < RT; r++) {
-        for (var j = 0u; j < ROWS; j++) {
-            if (j >= nm) {
-                break;
-            }
-            let total = team_sum(acc[r * ROWS + j], lid, TEAM, sg_size);
-            if (lane == 0u && row0 + r < p.n) {
-                store_out(m0 + j, row0 + r, total);
-            }
-        }
+    let total = team_sum(acc, lid, team, sg_size);
+    if (lane == 0u && row < p.n) {
+        store_out(m, row, total);
     }
 }

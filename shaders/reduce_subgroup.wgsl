@@ -3,7 +3,8 @@
 // workgroup of at most 256. The shuffle butterfly stays inside aligned blocks of min(subgroup, team)
 // lanes, so it is correct for any subgroup size: 4 on some mobile GPUs, 8 on llvmpipe, 32 on NVIDIA,
 // 64 on AMD. The entry point passes `sg_size` from @builtin(subgroup_size).
-// Every invocation of the workgroup must call these (they contain barriers).
+// Every invocation of the workgroup must call these (they contain barriers, except when the team fits
+// in a subgroup; `team` and `sg` are uniform, so all invocations take the same path).
 
 var<workgroup> red: array<f32, 256>;
 
@@ -12,6 +13,9 @@ fn team_sum(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
     var s = v;
     for (var off = 1u; off < width; off = off * 2u) {
         s += subgroupShuffleXor(s, off);
+    }
+    if (team <= sg) { // the team lies inside one subgroup: done, without workgroup memory or barriers
+        return s;
     }
     let per_team = team / width;
     if (lid % width == 0u) {
@@ -32,6 +36,9 @@ fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
     var s = v;
     for (var off = 1u; off < width; off = off * 2u) {
         s = max(s, subgroupShuffleXor(s, off));
+    }
+    if (team <= sg) {
+        return s;
     }
     let per_team = team / width;
     if (lid % width == 0u) {

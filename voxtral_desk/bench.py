@@ -2,7 +2,8 @@
 
 File mode is one offline transcription (feed everything, flush); live mode feeds 80 ms at a time and
 times each step (encoder + adapter + one decoder token). Decoding is forced to full length (EOS does not
-stop it) so runs of random-weight models are comparable.
+stop it) so runs of random-weight models are comparable. `python -m voxtral_desk.bench ... --profile`
+adds GPU time per kernel class (timestamp queries) and CPU command-recording time per phase.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from ..quant import dequantize_q4_0, quantize_q4_0
 from .device import GPUDevice, default_device
 from .kernels import Kernels, Program, read, upload
 from . import kernels as K
-from .weights import f32_matrix, q4_matrix
+from .weights import f32_matrix, q4_matrix, q4_row_bytes
 
 F32_TOL = 2e-5  # relative to the largest reference value: f32 sums in another order
 
@@ -67,13 +67,14 @@ class _Bench:
 
 def _linear_checks(b: _Bench) -> list[KernelCheck]:
     out = []
-    k, x_stride = 96, 100
-    # (kernel, rows of x, weight rows, rows per chunk): 3 matvec chunks, the last partial (and rows past
-    # it inside a team); slices of 8 rows of x, the last partial, over 2 chunks.
-    for kname, m, n, chunk_rows in (("q4_matvec", 3, 37, 13), ("q4_rows", 19, 150, 100)):
+    # (kernel, rows of x, weight rows, rows per chunk, k, x stride): 3 matvec chunks, the last partial
+    # (and rows past it inside a workgroup); a row of 40 blocks, more than one loop trip with the last
+    # partial; slices of rows of x, the last partial, over 2 chunks.
+    for kname, m, n, chunk_rows, k, x_stride in (("q4_matvec", 3, 37, 13, 96, 100), ("q4_matvec", 2, 21, 21, 1280, 1284),
+                                                 ("q4_rows", 19, 150, 100, 96, 100)):
         matvec = kname == "q4_matvec"
         tag = f" ({b.tag})"
-        w, wf = b.q4(n, k, limit=chunk_rows * (k // 32) * 16)
+        w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
         x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
         bias = b.rng.standard_normal(n).astype(np.float32)
         resid = b.rng.standard_normal((m, n + 3)).astype(np.float32)
@@ -180,7 +181,7 @@ def _swiglu_check(b: _Bench) -> KernelCheck:
 
 def _embed_check(b: _Bench) -> KernelCheck:
     rows, d, cap, pos0 = 37, 96, 5, 3
-    table, tf = b.q4(rows, d, limit=16 * (d // 32) * 16)
+    table, tf = b.q4(rows, d, limit=16 * q4_row_bytes(d))
     audio = b.rng.standard_normal((cap, d)).astype(np.float32)
     tok = np.array([0, 36, 17, 16], dtype=np.uint32)
     xb = b.up(np.zeros((len(tok), d), np.float32))
@@ -207,7 +208,7 @@ def _argmax_check(b: _Bench) -> KernelCheck:
                           read(b.gpu, st, np.uint32, 2)])
     want = np.concatenate([logits.argmax(1), logits[-1:].argmax(1), [5 + m, out_idx + m]])
     ok = bool(np.array_equal(got, want))
-    return KernelCheck(f"argmax [{m}x{vocab}] in slices, with ties, token feedback, advance", 0.0 if ok else float(
+    return KernelCheck(f"argmax_partial + argmax [{m}x{vocab}] in slices, with ties, token feedback, advance", 0.0 if ok else float(
         np.max(np.abs(got.astype(np.int64) - want))), 0.0 if ok else 1.0, ok)
 
 

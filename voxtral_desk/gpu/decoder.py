@@ -1,11 +1,11 @@
 """Text side on the GPU: the decoder with GQA attention, ada-norm and the tied Q4_0 head (spec §6-7).
 
-Two programs share every buffer and differ only in the matrix kernel: `batch` (q4_rows: each weight block
-applied to 8 rows of x) runs the prompt positions, whose input tokens are known, several at a time;
-`single` (q4_matvec, tuned for one row) runs one generated position. A generated position chains entirely on the GPU: argmax writes the token id into
-`tok`, the next step's embedding lookup reads it, and the `advance` kernel moves the GPU-side position
-counter (`state`) on. decode(n) records its n steps into a few submits and reads all n ids back once,
-through a persistent staging buffer.
+Two programs share every buffer and differ only in the matrix kernel: `batch` (q4_rows: each weight word
+applied to 4 rows of x at a time) runs the prompt positions, whose input tokens are known, several at a
+time; `single` (q4_matvec, tuned for one row) runs one generated position. A generated position chains
+entirely on the GPU: argmax writes the token id into `tok`, the next step's embedding lookup reads it,
+and the `advance` kernel moves the GPU-side position counter (`state`) on. decode(n) records its n steps
+into a few submits and reads all n ids back once, through a persistent staging buffer.
 """
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from .device import GPUDevice
 
 # Pieces each kernel is assembled from, in order; "reduce" is the subgroup or workgroup-memory variant.
 KERNEL_SOURCES = {
-    "q4_matvec": ("reduce", "activations", "linear_out", "q4_matvec"),
-    "q4_rows": ("reduce", "activations", "linear_out", "q4_matvec"),
+    "q4_matvec": ("reduce", "activations", "linear_out", "q4_nibbles", "q4_matvec"),
+    "q4_rows": ("reduce", "activations", "linear_out", "q4_nibbles", "q4_rows"),
     "f32_rows": ("reduce", "activations", "linear_out", "f32_rows"),
     "rmsnorm": ("reduce", "rmsnorm"),
     "rope_kv": ("rope_kv",),
@@ -35,11 +35,12 @@ KERNEL_SOURCES = {
     "argmax": ("argmax_common", "argmax"),
     "advance": ("advance",),
 }
-# Constants substituted into the sources (/*NAME*/): q4_matvec.wgsl as the decoding matrix-vector
-# kernel (one row of x, RT weight rows per team) and as the few-rows kernel (ROWS rows of x per slice).
+# Geometry of the matrix kernels: ROWS, rows of x per workgroup slice (grid z), and TEAM, f32_rows'
+# lanes per weight row; substituted into q4_rows.wgsl and f32_rows.wgsl (/*NAME*/). q4_matvec takes
+# one row of x per slice.
 KERNEL_CONSTANTS = {
-    "q4_matvec": {"TEAM": 32, "RT": 2, "ROWS": 1},
-    "q4_rows": {"TEAM": 32, "RT": 1, "ROWS": 8},
+    "q4_matvec": {"ROWS": 1},
+    "q4_rows": {"ROWS": 4},
     "f32_rows": {"TEAM": 32, "ROWS": 8},
 }
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
@@ -50,6 +51,9 @@ USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.
 # linear_out.wgsl flags
 BIAS, GELU, ACCUMULATE = 1, 2, 4
 WORKGROUP = 256  # invocations of the matrix kernels' workgroups
+# q4 kernels: invocations per weight row (a parameter of the kernel). 32 measured best on an H200
+# (benchmarks/matvec_bench.py), and on NVIDIA it is a subgroup, whose sum needs no workgroup memory.
+Q4_TEAM = 32
 
 
 class Kernels:
@@ -338,18 +342,16 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
         raise ValueError("q4 kernels read x as vec4 and whole blocks")
     kernel = ("q4_matvec" if matvec else "q4_rows") if w.quantized else "f32_rows"
     geo = KERNEL_CONSTANTS[kernel]
-    team, rows_per_team, x_rows = geo["TEAM"], geo.get("RT", 1), geo["ROWS"]
-    if matvec and x_rows != 1:
-        raise ValueError("q4_matvec handles one row of x")
+    team, x_rows = Q4_TEAM if w.quantized else geo["TEAM"], geo["ROWS"]
     for c in w.chunks:
         def params(m, c=c):
-            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags)
+            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, team)
 
         def grid(m, c=c):
-            gx, gy = groups_2d(math.ceil(c.rows / (WORKGROUP // team * rows_per_team)))
+            gx, gy = groups_2d(math.ceil(c.rows / (WORKGROUP // team)))
             return gx, gy, math.ceil(rows(m) / x_rows)
 
-        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)
+        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)  # the weight itself (without padding)
         weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
         prog.dispatch(kernel, [x, *weights, bias_buf, out], params, grid, tag, nbytes)
 

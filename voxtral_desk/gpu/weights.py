@@ -1,13 +1,13 @@
-"""Weights on the GPU. Q4_0 matrices stay 4-bit: repacked at load (quant.split_q4_0) into f32 scales and
-16-byte nibble blocks, both 4-byte aligned. Any matrix larger than the binding limit is split by rows
-into chunks with buffers of their own; every kernel that reads weights runs once per chunk."""
+"""Weights on the GPU. Q4_0 matrices stay 4-bit: repacked at load (quant.split_q4_0, then interleave_q4) into
+f32 scales and 32-bit nibble words, in groups of four blocks. Any matrix larger than the binding limit is
+split by rows into chunks with buffers of their own; every kernel that reads weights runs once per chunk."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..quant import BLOCK, quantize_q4_0, split_q4_0
+from ..quant import BLOCK, BLOCK_BYTES, quantize_q4_0, split_q4_0
 from .device import GPUDevice
 from .kernels import upload
 
@@ -16,7 +16,7 @@ from .kernels import upload
 class Chunk:
     row0: int
     rows: int
-    buffers: tuple  # Q4_0: (nibbles [rows, K/32, 4] u32, scales [rows, K/32] f32); f32: (w [rows, K],)
+    buffers: tuple  # Q4_0: (nibbles [rows, G, 4, 4] u32, scales [rows, G, 4] f32, see interleave_q4); f32: (w [rows, K],)
 
 
 @dataclass
@@ -34,14 +34,34 @@ def _row_ranges(rows: int, row_bytes: int, limit: int) -> list[tuple[int, int]]:
     return [(r, min(rows, r + per_chunk)) for r in range(0, rows, per_chunk)]
 
 
+def interleave_q4(scales: np.ndarray, nibbles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """split_q4_0's [rows, nb] scales and [rows, nb, 4] words -> rows of G = ceil(nb/4) groups of four
+    blocks: scales [rows, G, 4] and words [rows, G, 4 (word c), 4 (block t)], so that one 16-byte load
+    brings word c of four consecutive blocks (q4_matvec.wgsl: four lanes share a group, each streaming
+    16 bytes). Rows are padded to whole groups with blocks of scale 0 and q = 8, which are exactly 0."""
+    rows, nb = scales.shape
+    pad = -nb % 4
+    if pad:
+        scales = np.concatenate([scales, np.zeros((rows, pad), np.float32)], axis=1)
+        nibbles = np.concatenate([nibbles, np.full((rows, pad, 4), 0x88888888, np.uint32)], axis=1)
+    g = (nb + pad) // 4
+    words = nibbles.reshape(rows, g, 4, 4).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(scales.reshape(rows, g, 4)), np.ascontiguousarray(words)
+
+
+def q4_row_bytes(k: int) -> int:
+    """Bytes of one row's nibble words on the GPU (the larger of its two buffers), padding included."""
+    return -(-(k // BLOCK) // 4) * 64
+
+
 def q4_matrix(gpu: GPUDevice, blocks: np.ndarray, limit: int, label: str) -> Matrix:
     """blocks: raw Q4_0 [rows, K/32*18] uint8."""
-    scales, nibbles = split_q4_0(blocks)  # [rows, K/32] f32, [rows, K/32, 4] u32
-    rows, nb = scales.shape
-    chunks = [Chunk(r0, r1 - r0, (upload(gpu, nibbles[r0:r1], f"{label} q4[{r0}:{r1}]"),
+    scales, words = interleave_q4(*split_q4_0(blocks))
+    rows, k = scales.shape[0], blocks.shape[1] // BLOCK_BYTES * BLOCK
+    chunks = [Chunk(r0, r1 - r0, (upload(gpu, words[r0:r1], f"{label} q4[{r0}:{r1}]"),
                                   upload(gpu, scales[r0:r1], f"{label} scales[{r0}:{r1}]")))
-              for r0, r1 in _row_ranges(rows, nb * 16, limit)]
-    return Matrix(rows, nb * BLOCK, True, chunks)
+              for r0, r1 in _row_ranges(rows, q4_row_bytes(k), limit)]
+    return Matrix(rows, k, True, chunks)
 
 
 def f32_matrix(gpu: GPUDevice, w: np.ndarray, limit: int, label: str) -> Matrix:
