@@ -2,7 +2,7 @@
 
 File mode is one offline transcription (feed everything, flush); live mode feeds 80 ms at a time and
 times each step (encoder + adapter + one decoder token). Decoding is forced to full length (EOS does not
-stop it) so runs of random-weight models are comparable. `python -m voxtral_desk.bench ... --profile`
+stop it) so runs of random-weight models are comparable. `voxtral-desk bench --profile`
 adds GPU time per kernel class (timestamp queries) and CPU command-recording time per phase.
 """
 from __future__ import annotations
@@ -186,22 +186,8 @@ def main_bench(args) -> int:
     from .cli import resolve_model
 
     result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet,
-                       getattr(args, "profile", False))
+                       args.profile)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
 
-
-if __name__ == "__main__":  # python -m voxtral_desk.bench ... --profile (the CLI's bench plus profiling)
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m voxtral_desk.bench")
-    parser.add_argument("--model")
-    parser.add_argument("--seconds", type=float, default=16.0)
-    parser.add_argument("--backend", default="gpu")
-    parser.add_argument("--delay-ms", type=int, default=None)
-    parser.add_argument("--live-steps", type=int, default=100)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="GPU time per kernel class and CPU recording time")
-    sys.exit(main_bench(parser.parse_args()))

@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--delay-ms", type=int, default=None)
     b.add_argument("--live-steps", type=int, default=100, help="80 ms steps timed in live mode")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--profile", action="store_true",
+                   help="also GPU time per kernel class (timestamp queries) and CPU command-recording time")
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("make-test-model", parents=[progress], help="write a random-weight model for tests and benchmarks")
