@@ -13,10 +13,8 @@ folder; nothing in your home folder is touched.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,23 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "app"))
+from x11_helpers import die_with_parent, start_xvfb, wait_until  # noqa: E402  (shared with the e2e test)
 SPEECH = ("Voxtral Desk turns speech into text on your own computer. The words appear while you are still "
           "talking, and nothing ever leaves the machine.")
-
-
-def die_with_parent() -> None:
-    """preexec_fn: Xvfb and trayer get SIGTERM if this script dies (Linux prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=die_with_parent)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as f:
-        return proc, ":" + f.readline().strip()
 
 
 def main() -> int:
@@ -176,12 +161,7 @@ def take(args, work: Path) -> int:
     window.start()
 
     def wait(condition, timeout=120.0, what="the app"):
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            app.processEvents()
-            time.sleep(0.01)
+        wait_until(app, condition, timeout, what)
 
     def settle(seconds=0.3):
         end = time.monotonic() + seconds

@@ -17,22 +17,13 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).parent))
-from x11_helpers import focus_window, start_target, stop, xdotool  # noqa: E402
+from x11_helpers import focus_window, start_target, stop, wait_until, xdotool  # noqa: E402
 
 from voxtral_desk.app.history import History  # noqa: E402
 from voxtral_desk.app.main_window import MainWindow  # noqa: E402
 from voxtral_desk.app.settings import SettingsStore  # noqa: E402
 
 PREVIOUS_CLIPBOARD = "what the user had copied before"
-
-
-def wait_until(app, condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        app.processEvents()
-        time.sleep(0.01)
 
 
 def main() -> int:

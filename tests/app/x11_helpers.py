@@ -68,5 +68,15 @@ def xdotool(display: str, *args: str) -> None:
     subprocess.run(["xdotool", *args], env=dict(os.environ, DISPLAY=display), check=True, timeout=10)
 
 
+def wait_until(app, condition, timeout: float, what: str) -> None:
+    """Run the Qt event loop until condition() holds; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def have(*binaries: str) -> list[str]:
     return [b for b in binaries if shutil.which(b) is None]

@@ -346,6 +346,24 @@ def _head(url: str, timeout: float) -> tuple[int, http.client.HTTPMessage]:
         raise
 
 
+NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException)
+
+
+def _network_error(e: Exception, url: str, policy: RetryPolicy, connect_is_fatal: bool = True) -> "_Transient":
+    """A failure to talk to the server: raised at once where retrying cannot help (refused connection or
+    unknown host while nothing has arrived yet, TLS), returned as _Transient to be retried otherwise.
+    HTTP status errors are handled by the callers before this."""
+    if isinstance(e, urllib.error.URLError):
+        if connect_is_fatal and _is_connect_failure(e.reason):
+            raise _connect_failure(url, e.reason) from None
+        if isinstance(e.reason, ssl.SSLError):
+            raise _tls_failure(url, e.reason) from None
+        return _Transient(str(e.reason))
+    if isinstance(e, (TimeoutError, socket.timeout)):
+        return _Transient(f"no answer within {policy.timeout:g} s")
+    return _Transient(f"connection lost ({e.__class__.__name__})")
+
+
 def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = None) -> RemoteInfo:
     """HEAD the URL for size, published SHA-256 and commit. Hugging Face puts them on the redirect from
     /resolve/ to its CDN, so that redirect is read, not followed (CDN links are often signed for GET
@@ -372,16 +390,8 @@ def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = No
             if e.code == 405 or (seen and e.code in (401, 403)):  # HEAD refused further on: the GET will tell
                 return RemoteInfo(url, None, published_sha256(seen), _header(seen, "X-Repo-Commit"))
             err = _http_error(e, url, file)
-        except urllib.error.URLError as e:
-            if _is_connect_failure(e.reason):
-                raise _connect_failure(url, e.reason) from None
-            if isinstance(e.reason, ssl.SSLError):
-                raise _tls_failure(url, e.reason) from None
-            err = _Transient(str(e.reason))
-        except (TimeoutError, socket.timeout):
-            err = _Transient(f"no answer within {policy.timeout:g} s")
-        except (ConnectionError, http.client.HTTPException) as e:
-            err = _Transient(f"connection lost ({e.__class__.__name__})")
+        except NETWORK_ERRORS as e:
+            err = _network_error(e, url, policy)
         if not isinstance(err, _Transient):
             raise err
         failures += 1
@@ -502,16 +512,9 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
             err = _http_error(e, url, file)
             if not isinstance(err, _Transient):
                 raise err from None
-        except urllib.error.URLError as e:
-            if _is_connect_failure(e.reason) and not any_bytes:
-                raise _connect_failure(url, e.reason) from None
-            if isinstance(e.reason, ssl.SSLError):
-                raise _tls_failure(url, e.reason) from None
-            err = _Transient(str(e.reason))
-        except (TimeoutError, socket.timeout):
-            err = _Transient(f"no answer within {policy.timeout:g} s")
-        except (ConnectionError, http.client.HTTPException) as e:
-            err = _Transient(f"connection lost ({e.__class__.__name__})")
+        except NETWORK_ERRORS as e:
+            # Once bytes have arrived the server exists: a refused connection is then worth retrying.
+            err = _network_error(e, url, policy, connect_is_fatal=not any_bytes)
         else:
             with resp:
                 try:
