@@ -125,3 +125,21 @@ def test_without_subgroups(models, clips, gpu):
     assert "no subgroups" in engine.name
     want = transcribe(ReferenceEngine(model), model, clips["noise"], 160)
     assert transcribe(engine, model, clips["noise"], 160) == want
+
+
+def test_speculative_decoding_keeps_greedy_tokens_and_logits(models, clips, gpu, monkeypatch):
+    """File mode decodes generated positions in speculative batches. Some batches must reject a guess
+    mid-way (1 < accepted < k) and some at once: tokens stay identical to the reference's one-at-a-time
+    decoding, and the trace holds exactly the accepted positions' logits, in order, within tolerance."""
+    model = models["tiny", 0]
+    engine, ref_engine = GPUEngine(model, trace=True, device=gpu), ReferenceEngine(model, trace=True)
+    rounds = []
+    original = engine.decoder._speculate
+    monkeypatch.setattr(engine.decoder, "_speculate",
+                        lambda k, trace: (ids := original(k, trace), rounds.append((k, len(ids))))[0])
+    assert transcribe(engine, model, clips["speech"], 480) == transcribe(ref_engine, model, clips["speech"], 480)
+    assert any(1 < m < k for k, m in rounds), rounds
+    assert any(m == k for k, m in rounds), rounds
+    assert [g.shape for g in engine.trace["logits"]] == [r.shape for r in ref_engine.trace["logits"]]
+    err = relative_error(engine.trace["logits"], ref_engine.trace["logits"])
+    assert err < STAGE_TOL, f"logits: max relative error {err:.3g}"

@@ -6,6 +6,12 @@ time; `single` (q4_matvec, tuned for one row) runs one generated position. A gen
 entirely on the GPU: argmax writes the token id into `tok`, the next step's embedding lookup reads it,
 and the `advance` kernel moves the GPU-side position counter (`state`) on. decode(n) records its n steps
 into a few submits and reads all n ids back once, through a persistent staging buffer.
+
+Generated positions of a decode(n) with n > 1 (file mode, catching up) are decoded speculatively: the
+model mostly repeats its last token (runs of STREAMING_PAD), so `batch` runs k positions at once with
+the true input in row 0 and that input guessed again for rows 1..k-1, and keeps the rows whose guessed
+inputs turned out right: the ids are exactly those of one-position-at-a-time greedy decoding. Live mode
+(decode(1)) keeps the chained single step.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ F32 = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
 INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
 INITIAL_AUDIO_ROWS = 256
+SPEC_MAX = 8  # positions per speculative forward at most: q4_rows costs about one weight pass per 4 rows
 
 
 def _map_size(n_ids: int) -> int:
@@ -121,6 +128,9 @@ class DecoderStage:
         self._build()
         self.prompt: list[int] = []
         self.position = 0
+        self.last_id = 0  # the id decoded last: the input of the next position once past the prompt
+        self.spec_max = min(SPEC_MAX, max_batch, IDS_CAP)
+        self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
 
     def _build(self) -> None:
         """(Re)create both step programs: at load, and when the KV or audio ring grows."""
@@ -162,6 +172,7 @@ class DecoderStage:
         self.prompt = list(prompt)
         self.position = 0
         self.audio.written = 0
+        self.spec_k = self.spec_max
 
     @property
     def audio_tokens_ready(self) -> int:
@@ -204,9 +215,53 @@ class DecoderStage:
             raise ValueError(f"decode({n}) but only {self.audio_tokens_ready} audio tokens are ready")
         out = np.empty(n, dtype=np.int64)
         self._ensure_kv(self.position + n)
-        for start in range(0, n, IDS_CAP):
-            out[start: start + IDS_CAP] = self._round(min(IDS_CAP, n - start), trace)
+        done = 0
+        while done < n:
+            left = n - done
+            if self.position < len(self.prompt):  # known inputs: batched forwards
+                ids = self._round(min(left, len(self.prompt) - self.position, IDS_CAP), trace)
+            elif n == 1 or self.spec_k == 1:
+                # Live mode, or guesses keep missing (the model is not repeating): steps chained on the
+                # GPU, one submit and one readback, then speculation is tried again with 2 positions.
+                ids = self._round(min(left, self.steps_per_submit, IDS_CAP), trace)
+                self.spec_k = max(self.spec_k, 2)  # (live mode leaves it as it was)
+            else:
+                k = min(self.spec_k, left)
+                ids = self._speculate(k, trace)
+                # Grow after a fully accepted forward; after a miss, shrink to what was accepted.
+                self.spec_k = min(self.spec_max, 2 * k) if len(ids) == k else len(ids)
+            out[done: done + len(ids)] = ids
+            done += len(ids)
+            self.last_id = int(ids[-1])
         return out
+
+    def _speculate(self, k: int, trace: dict | None) -> np.ndarray:
+        """Positions p..p+k-1 in one batched forward: row 0 gets the true input (last_id), rows 1..k-1 guess
+        that it repeats. Row i >= 1 is right iff rows 0..i-1 all produced the guess; returns the ids of the
+        rows up to the first wrong one (at least row 0). Rows past it wrote KV slots that later positions
+        overwrite (attention sees only positions <= the query's) and read audio rows that stay queued."""
+        q = self.gpu.queue
+        d = self.d
+        guess = self.last_id
+        q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
+        q.write_buffer(self.tok, 0, np.full(k, guess, dtype=np.uint32))
+        K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+        self.batch.prepare(k)
+        encoder = self.gpu.device.create_command_encoder()
+        self.batch.record(encoder, k)
+        encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(k))
+        q.submit([encoder.finish()])
+        ids = self._read_ids(k)
+        m = 1
+        while m < k and ids[m - 1] == guess:
+            m += 1
+        if m < k:  # argmax fed the last (rejected) row's id into tok[0]; chained steps read it next
+            q.write_buffer(self.tok, 0, np.array([ids[m - 1]], dtype=np.uint32))
+        if trace is not None:  # accepted rows only, one entry per position as one-at-a-time decoding gives
+            logits = read(self.gpu, self.logits, np.float32, m * d.vocab_size).reshape(m, 1, d.vocab_size)
+            trace.setdefault("logits", []).extend(logits)
+        self.position += m
+        return ids[:m]
 
     def _round(self, n: int, trace: dict | None) -> np.ndarray:
         """n positions (n <= IDS_CAP) in few submits, then one readback of their ids."""
@@ -239,6 +294,11 @@ class DecoderStage:
                 rows = k if batched else 1
                 trace.setdefault("logits", []).append(
                     read(self.gpu, self.logits, np.float32, rows * d.vocab_size).reshape(rows, d.vocab_size))
+        return self._read_ids(n)
+
+    def _read_ids(self, n: int) -> np.ndarray:
+        """The n ids the last submit copied into the staging buffer."""
+        nbytes = _map_size(n)
         self.staging.map_sync(wgpu.MapMode.READ, 0, nbytes)
         ids = np.frombuffer(self.staging.read_mapped(0, nbytes), dtype=np.uint32)[:n].astype(np.int64)
         self.staging.unmap()
