@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
 
 from .checkpoint import check_tensors
 from .config import ModelConfig, ModelFileError
@@ -103,9 +103,8 @@ class GGUFModelFile:
         self.config = self._read_config()
         check_tensors(self.config, lambda n: self.tensors[n].shape, set(self.tensors), str(self.paths[0]))
         for name, t in self.tensors.items():
-            expected_bytes = int(np.prod(t.shape)) * {GGMLQuantizationType.F32: 4, GGMLQuantizationType.F16: 2}.get(t.type, 0)
-            if t.type == GGMLQuantizationType.Q4_0:
-                expected_bytes = int(np.prod(t.shape)) // 32 * 18
+            block, block_bytes = GGML_QUANT_SIZES[t.type]
+            expected_bytes = int(np.prod(t.shape)) // block * block_bytes
             if t.data.nbytes != expected_bytes:
                 raise ModelFileError(f"{t.file}: tensor {name} holds {t.data.nbytes} bytes, expected {expected_bytes}")
 
