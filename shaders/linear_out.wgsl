@@ -18,6 +18,10 @@ struct LinearParams {
 const FLAG_BIAS: u32 = 1u;
 const FLAG_GELU: u32 = 2u;
 const FLAG_ACCUMULATE: u32 = 4u; // residual connection: out += result
+// SwiGLU epilogue of the fused gate|up projection (weights.gate_up_q4: w1 row j is row 2j, w3 row j
+// row 2j+1): out[m, (col0 + n) / 2] = silu(w1.x) * w3.x, so no separate pass re-reads both halves.
+// Other flags are ignored.
+const FLAG_SWIGLU: u32 = 8u;
 
 fn store_out(m: u32, n: u32, acc: f32) {
     var v = acc;
@@ -32,4 +36,20 @@ fn store_out(m: u32, n: u32, acc: f32) {
         v += out[i];
     }
     out[i] = v;
+}
+
+var<workgroup> glu_up: array<f32, 128>; // the w3 results of a workgroup's row pairs
+
+// The q4 kernels' store for FLAG_SWIGLU: a workgroup holds whole row pairs (an even number of teams),
+// so the w1 row's team reads its pair's w3 result through workgroup memory. Called by every
+// invocation (it has barriers); `slot` is the team's index in the workgroup, `lead` its lane 0.
+fn store_glu(m: u32, n: u32, acc: f32, slot: u32, lead: bool) {
+    if (lead && slot % 2u == 1u) {
+        glu_up[slot / 2u] = acc;
+    }
+    workgroupBarrier();
+    if (lead && slot % 2u == 0u && n < p.n) {
+        out[p.out_base + m * p.out_stride + (p.col0 + n) / 2u] = acc / (1.0 + exp(-acc)) * glu_up[slot / 2u];
+    }
+    workgroupBarrier(); // glu_up is reused by the next row of x (q4_rows)
 }

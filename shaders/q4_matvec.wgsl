@@ -42,7 +42,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     let total = team_sum(acc, lid, team, sg_size);
-    if (lane == 0u && row < p.n) {
+    if ((p.flags & FLAG_SWIGLU) != 0u) {
+        store_glu(m, row, total, lid / team, lane == 0u);
+    } else if (lane == 0u && row < p.n) {
         store_out(m, row, total);
     }
 }

@@ -50,7 +50,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             break;
         }
         let total = team_sum(acc[j], lid, team, sg_size);
-        if (lane == 0u && row < p.n) {
+        if ((p.flags & FLAG_SWIGLU) != 0u) {
+            store_glu(m0 + j, row, total, lid / team, lane == 0u);
+        } else if (lane == 0u && row < p.n) {
             store_out(m0 + j, row, total);
         }
     }

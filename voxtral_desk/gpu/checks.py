@@ -12,7 +12,7 @@ from ..quant import dequantize_q4_0, quantize_q4_0
 from .device import GPUDevice, default_device
 from .kernels import Kernels, Program, read, upload
 from . import kernels as K
-from .weights import f32_matrix, q4_matrix, q4_row_bytes
+from .weights import f32_matrix, gate_up_q4, q4_matrix, q4_row_bytes
 
 F32_TOL = 2e-5  # relative to the largest reference value: f32 sums in another order
 
@@ -169,14 +169,23 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
     return out
 
 
-def _swiglu_check(b: _Bench) -> KernelCheck:
-    m, hidden = 3, 150
-    gu = (3 * b.rng.standard_normal((m, 2 * hidden))).astype(np.float32)
-    ob = b.up(np.zeros((m, hidden), np.float32))
-    p = b.program("swiglu")
-    K.swiglu(p, b.up(gu), ob, hidden=hidden)
-    p.build().run(m)
-    return compare(f"swiglu [{m}x{hidden}]", b.f32(ob, (m, hidden)), ref.silu(gu[:, :hidden]) * gu[:, hidden:])
+def _swiglu_checks(b: _Bench) -> list[KernelCheck]:
+    """The SwiGLU epilogue of both q4 kernels: a gate|up pair matrix in chunks of whole pairs, the last
+    chunk ending inside a workgroup; q4_rows with more rows of x than one slice."""
+    out = []
+    hidden, k = 37, 96
+    blocks = [quantize_q4_0(b.rng.standard_normal((hidden, k)).astype(np.float32)) for _ in range(2)]
+    w = gate_up_q4(b.gpu, *blocks, limit=26 * q4_row_bytes(k), label="check")
+    w1, w3 = (dequantize_q4_0(x) for x in blocks)
+    for kname, m in (("q4_matvec", 2), ("q4_rows", 6)):
+        x = b.rng.standard_normal((m, k)).astype(np.float32)
+        ob = b.up(np.zeros((m, hidden), np.float32))
+        p = b.program(kname)
+        K.linear(p, w, b.up(x), ob, k=k, matvec=kname == "q4_matvec", swiglu=True)
+        p.build().run(m)
+        out.append(compare(f"{kname} SwiGLU epilogue [{m}x{k}], {hidden} pairs in {len(w.chunks)} chunks ({b.tag})",
+                           b.f32(ob, (m, hidden)), ref.silu(x @ w1.T) * (x @ w3.T)))
+    return out
 
 
 def _embed_check(b: _Bench) -> KernelCheck:
@@ -221,8 +230,8 @@ def subgroups_work(gpu: GPUDevice) -> bool:
     key = id(gpu.device)
     if key not in _subgroup_verdicts:
         b = _Bench(gpu, True)
-        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b), _conv_check(b), _rmsnorm_check(b),
-                                                         *_attention_checks(b)])
+        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b), *_swiglu_checks(b), _conv_check(b),
+                                                         _rmsnorm_check(b), *_attention_checks(b)])
     return _subgroup_verdicts[key]
 
 
@@ -235,12 +244,12 @@ def run_kernel_checks(gpu: GPUDevice | None = None) -> list[KernelCheck]:
         b = _Bench(gpu, subgroups)
         once = subgroups == gpu.has_subgroups  # kernels without reductions run in one variant only
         results += _linear_checks(b)
+        results += _swiglu_checks(b)
         results.append(_conv_check(b))
         results.append(_rmsnorm_check(b))
         results += _attention_checks(b)
         if once:
             results.append(_rope_kv_check(b))
-            results.append(_swiglu_check(b))
             results.append(_embed_check(b))
             results.append(_argmax_check(b))
     return results

@@ -23,7 +23,7 @@ from ..checkpoint import TOKEN_EMBEDDINGS
 from ..config import ModelConfig
 from . import kernels as K
 from .kernels import Kernels, Program, empty, read, ring_runs, upload
-from .weights import WeightReader, q4_matrix
+from .weights import WeightReader, gate_up_q4, q4_matrix
 
 F32 = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
@@ -87,7 +87,8 @@ class DecoderStage:
                 qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv"),
                 wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
                 ffn_norm=upload(gpu, reader.f32(p + "ffn_norm.weight")),
-                w13=q4_matrix(gpu, reader.q4(p + "feed_forward.w1.weight", p + "feed_forward.w3.weight"), limit, p + "w13"),
+                w13=gate_up_q4(gpu, reader.q4(p + "feed_forward.w1.weight"), reader.q4(p + "feed_forward.w3.weight"),
+                                limit, p + "w13"),
                 w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
                 ada_down=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.0.weight"), limit, p + "ada down"),
                 ada_up=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.2.weight"), limit, p + "ada up"),
@@ -103,7 +104,6 @@ class DecoderStage:
         self.qkv = empty(gpu, b * (q_dim + 2 * kv_dim) * F32, "dec qkv")
         self.q = empty(gpu, b * q_dim * F32, "dec q")
         self.attn = empty(gpu, b * q_dim * F32, "dec attn")
-        self.gu = empty(gpu, b * 2 * d.hidden_dim * F32, "dec gate|up")
         self.g = empty(gpu, b * d.hidden_dim * F32, "dec glu")
         self.logits = empty(gpu, b * d.vocab_size * F32, "logits")  # [b, V]
         if self.logits.size > gpu.max_binding_size:
@@ -152,8 +152,7 @@ class DecoderStage:
                         window=d.sliding_window, **geo)
             K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, matvec=matvec, tag="wo")
             K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=d.dim, eps=d.norm_eps, ada=self.ada, ada_offset=j * d.dim)
-            K.linear(prog, L["w13"], self.h, self.gu, k=d.dim, matvec=matvec, tag="w13")
-            K.swiglu(prog, self.gu, self.g, hidden=d.hidden_dim)
+            K.linear(prog, L["w13"], self.h, self.g, k=d.dim, matvec=matvec, swiglu=True, tag="w13")
             K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.h, d=d.dim, eps=d.norm_eps)
         K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec, tag="head")

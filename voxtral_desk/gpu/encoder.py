@@ -13,7 +13,7 @@ from ..checkpoint import AUDIO, ENCODER
 from ..config import ModelConfig
 from . import kernels as K
 from .kernels import Kernels, Program, empty, read, upload
-from .weights import WeightReader, f32_matrix, q4_matrix
+from .weights import WeightReader, f32_matrix, gate_up_q4, q4_matrix
 
 F32 = 4
 
@@ -55,7 +55,8 @@ class EncoderStage:
                 wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
                 wo_b=upload(gpu, reader.f32(p + "attention.wo.bias")),
                 ffn_norm=upload(gpu, reader.f32(p + "ffn_norm.weight")),
-                w13=q4_matrix(gpu, reader.q4(p + "feed_forward.w1.weight", p + "feed_forward.w3.weight"), limit, p + "w13"),
+                w13=gate_up_q4(gpu, reader.q4(p + "feed_forward.w1.weight"), reader.q4(p + "feed_forward.w3.weight"),
+                                limit, p + "w13"),
                 w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
                 w2_b=upload(gpu, reader.f32(p + "feed_forward.w2.bias")),
                 k_cache=empty(gpu, self.kv_cap * kv_dim * F32, f"enc k{i}"),
@@ -74,7 +75,6 @@ class EncoderStage:
         self.qkv = empty(gpu, t * (q_dim + 2 * kv_dim) * F32, "enc qkv")
         self.q = empty(gpu, t * q_dim * F32, "enc q")
         self.attn = empty(gpu, t * q_dim * F32, "enc attn")
-        self.gu = empty(gpu, t * 2 * e.hidden_dim * F32, "enc gate|up")
         self.g = empty(gpu, t * e.hidden_dim * F32, "enc glu")
         self.out = empty(gpu, t * de * F32, "enc out")
         self.conv_trace = empty(gpu, t * de * F32, "conv trace") if trace else None
@@ -115,8 +115,7 @@ class EncoderStage:
                         window=e.sliding_window, **geo)
             K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, bias=L["wo_b"], accumulate=True, tag="wo")
             K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=de, eps=e.norm_eps)
-            K.linear(prog, L["w13"], self.h, self.gu, k=de, tag="w13")
-            K.swiglu(prog, self.gu, self.g, hidden=e.hidden_dim)
+            K.linear(prog, L["w13"], self.h, self.g, k=de, swiglu=True, tag="w13")
             K.linear(prog, L["w2"], self.g, self.x, k=e.hidden_dim, bias=L["w2_b"], accumulate=True, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.out, d=de, eps=e.norm_eps)
         # [t, De] read as [t/4, 4*De]: each token concatenates its 4 frames.

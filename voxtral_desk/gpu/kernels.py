@@ -29,7 +29,6 @@ KERNEL_SOURCES = {
     "rmsnorm": ("reduce", "rmsnorm"),
     "rope_kv": ("rope_kv",),
     "attention": ("reduce", "attention"),
-    "swiglu": ("swiglu",),
     "embed_q4": ("embed_q4",),
     "argmax_partial": ("argmax_common", "argmax_partial"),
     "argmax": ("argmax_common", "argmax"),
@@ -49,7 +48,7 @@ MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
 USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.COPY_SRC
 
 # linear_out.wgsl flags
-BIAS, GELU, ACCUMULATE = 1, 2, 4
+BIAS, GELU, ACCUMULATE, SWIGLU = 1, 2, 4, 8
 WORKGROUP = 256  # invocations of the matrix kernels' workgroups
 # q4 kernels: invocations per weight row (a parameter of the kernel). 32 measured best on an H200
 # (benchmarks/matvec_bench.py), and on NVIDIA it is a subgroup, whose sum needs no workgroup memory.
@@ -328,13 +327,18 @@ def _same(m: int) -> int:
 
 def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out_stride: int | None = None,
            out_base: int = 0, bias=None, gelu: bool = False, accumulate: bool = False,
-           rows: Callable[[int], int] = _same, matvec: bool = False, tag: str = "") -> None:
+           rows: Callable[[int], int] = _same, matvec: bool = False, swiglu: bool = False, tag: str = "") -> None:
     """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix).
     matvec: x has one row (decoding), for the Q4 kernel tuned for it; otherwise x rows go in slices.
-    tag: the weight's name in profiles."""
+    swiglu: w is a gate|up pair matrix (weights.gate_up_q4) and out[rows(m), w.rows/2] = silu(w1.x) * w3.x
+    (no bias, activation or accumulation). tag: the weight's name in profiles."""
     x_stride = k if x_stride is None else x_stride
-    out_stride = w.rows if out_stride is None else out_stride
+    out_stride = (w.rows // 2 if swiglu else w.rows) if out_stride is None else out_stride
     flags = (BIAS if bias is not None else 0) | (GELU if gelu else 0) | (ACCUMULATE if accumulate else 0)
+    if swiglu:
+        if flags or not w.quantized or any(c.row0 % 2 or c.rows % 2 for c in w.chunks):
+            raise ValueError("the SwiGLU epilogue takes a Q4 gate|up matrix of whole row pairs, nothing else")
+        flags = SWIGLU
     bias_buf = bias if bias is not None else dummy(prog.gpu)
     if matvec and not w.quantized:
         raise ValueError("the matrix-vector kernel reads Q4_0 weights")
@@ -380,11 +384,6 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
     prog.dispatch("attention", [q, k_cache, v_cache, out, state],
                   lambda m: (m, n_heads, n_kv, head_dim, cap, window, scale),
                   lambda m: (n_heads, m, 1))
-
-
-def swiglu(prog: Program, gu, out, *, hidden: int) -> None:
-    prog.dispatch("swiglu", [gu, out], lambda m: (m, hidden),
-                  lambda m: (*groups_2d(math.ceil(m * hidden / 256)), 1))
 
 
 def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: int) -> None:

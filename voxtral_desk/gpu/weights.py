@@ -27,10 +27,11 @@ class Matrix:
     chunks: list[Chunk]
 
 
-def _row_ranges(rows: int, row_bytes: int, limit: int) -> list[tuple[int, int]]:
-    per_chunk = limit // row_bytes
+def _row_ranges(rows: int, row_bytes: int, limit: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """Row ranges of at most `limit` bytes, each a whole number of `multiple` rows."""
+    per_chunk = limit // row_bytes // multiple * multiple
     if per_chunk < 1:
-        raise ValueError(f"binding limit {limit} B is smaller than one weight row ({row_bytes} B)")
+        raise ValueError(f"binding limit {limit} B is smaller than {multiple} weight row(s) of {row_bytes} B")
     return [(r, min(rows, r + per_chunk)) for r in range(0, rows, per_chunk)]
 
 
@@ -54,14 +55,24 @@ def q4_row_bytes(k: int) -> int:
     return -(-(k // BLOCK) // 4) * 64
 
 
-def q4_matrix(gpu: GPUDevice, blocks: np.ndarray, limit: int, label: str) -> Matrix:
-    """blocks: raw Q4_0 [rows, K/32*18] uint8."""
+def q4_matrix(gpu: GPUDevice, blocks: np.ndarray, limit: int, label: str, row_multiple: int = 1) -> Matrix:
+    """blocks: raw Q4_0 [rows, K/32*18] uint8; chunks hold whole multiples of `row_multiple` rows."""
     scales, words = interleave_q4(*split_q4_0(blocks))
     rows, k = scales.shape[0], blocks.shape[1] // BLOCK_BYTES * BLOCK
     chunks = [Chunk(r0, r1 - r0, (upload(gpu, words[r0:r1], f"{label} q4[{r0}:{r1}]"),
                                   upload(gpu, scales[r0:r1], f"{label} scales[{r0}:{r1}]")))
-              for r0, r1 in _row_ranges(rows, q4_row_bytes(k), limit)]
+              for r0, r1 in _row_ranges(rows, q4_row_bytes(k), limit, row_multiple)]
     return Matrix(rows, k, True, chunks)
+
+
+def gate_up_q4(gpu: GPUDevice, w1: np.ndarray, w3: np.ndarray, limit: int, label: str) -> Matrix:
+    """The SwiGLU projections as one matrix of row pairs (w1 row j at 2j, w3 row j at 2j + 1) in chunks of
+    whole pairs, for the q4 kernels' SwiGLU epilogue (kernels.linear(swiglu=True)), which combines each
+    pair inside one workgroup."""
+    if w1.shape != w3.shape:
+        raise ValueError(f"gate and up projections differ in shape: {w1.shape} vs {w3.shape}")
+    pairs = np.stack([w1, w3], axis=1).reshape(2 * w1.shape[0], w1.shape[1])
+    return q4_matrix(gpu, pairs, limit, label, row_multiple=2)
 
 
 def f32_matrix(gpu: GPUDevice, w: np.ndarray, limit: int, label: str) -> Matrix:
