@@ -6,7 +6,6 @@ text is pasted into another application. The tokens the window shows must equal 
 StreamingSession run over the exact samples the app captured (the app saves them with keep_recordings)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,11 +22,7 @@ import soundfile
 from x11_helpers import die_with_parent, have, start_xvfb, stop
 
 HERE = Path(__file__).parent
-BACKENDS = [
-    "reference",
-    pytest.param("gpu", marks=pytest.mark.skipif(importlib.util.find_spec("voxtral_desk.gpu.engine") is None,
-                                                 reason="the GPU engine (voxtral_desk.gpu.engine) is not in this tree yet")),
-]
+BACKENDS = ["reference", "gpu"]
 
 
 @pytest.fixture

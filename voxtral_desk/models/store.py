@@ -662,16 +662,22 @@ def _check_loads(model_dir: Path, context: str) -> None:
         raise ModelFileError(f"{context} it does not open as a model: {e}") from None
 
 
-def _copy_hashed(src: Path, dst: Path, control: Control, tracker: ProgressTracker) -> str:
-    h = hashlib.sha256()
-    done = 0
-    with open(src, "rb") as r, open(dst, "wb") as w:
+def _append_hashed(src: Path, w, h, control: Control, tracker: ProgressTracker, done: int) -> int:
+    """Copy src onto the open file w block by block, hashing and reporting progress; returns bytes so far."""
+    with open(src, "rb") as r:
         while block := r.read(COPY_BLOCK):
             control.check()
             w.write(block)
             h.update(block)
             done += len(block)
             tracker.file_bytes(done)
+    return done
+
+
+def _copy_hashed(src: Path, dst: Path, control: Control, tracker: ProgressTracker) -> str:
+    h = hashlib.sha256()
+    with open(dst, "wb") as w:
+        _append_hashed(src, w, h, control, tracker, 0)
         w.flush()
         os.fsync(w.fileno())
     return h.hexdigest()
@@ -686,13 +692,7 @@ def _join(parts: list[Path], out: Path, control: Control, tracker: ProgressTrack
     try:
         with open(tmp, "wb") as w:
             for p in parts:
-                with open(p, "rb") as r:
-                    while block := r.read(COPY_BLOCK):
-                        control.check()
-                        w.write(block)
-                        h.update(block)
-                        done += len(block)
-                        tracker.file_bytes(done)
+                done = _append_hashed(p, w, h, control, tracker, done)
             w.flush()
             os.fsync(w.fileno())
         tmp.replace(out)
