@@ -2,14 +2,12 @@
 reads: the executable reference our numpy model must match. Test-only (torch + transformers)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor, VoxtralRealtimeForConditionalGeneration
 
-from voxtral_desk.checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS, SafetensorsFile
+from voxtral_desk.checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS
 from voxtral_desk.config import ModelConfig
 
 
@@ -114,7 +112,6 @@ class HFOracle:
         prompt_ids = torch.tensor([prompt], device=self.device)
         ids = m.generate(input_features=mel, input_ids=prompt_ids, num_delay_tokens=n_delay, do_sample=False,
                          attention_mask=torch.ones_like(prompt_ids))[0]
-        n_tokens = mel.shape[-1] // self.cfg.audio.mel_frames_per_token
         logits = self.teacher_forced_logits(mel, ids.tolist(), n_delay)
         return {"mel": mel[0].cpu().numpy(), "conv": conv.cpu().numpy(), "encoder": encoder.cpu().numpy(),
                 "adapter": adapter.cpu().numpy(), "logits": logits, "generated": ids[len(prompt):].cpu().numpy()}
@@ -128,6 +125,3 @@ class HFOracle:
         logits = self.model(input_ids=full, input_features=mel, num_delay_tokens=n_delay).logits[0, : len(ids) - 1]
         return logits.float().cpu().numpy()
 
-
-def load_hf_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

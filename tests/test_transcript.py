@@ -4,7 +4,7 @@ import re
 import pytest
 
 from voxtral_desk.session import Token
-from voxtral_desk.testmodel import TEKKEN_AUDIO, byte_pair_vocab, tekken_json
+from voxtral_desk.testmodel import byte_pair_vocab, tekken_json
 from voxtral_desk.tokenizer import Tokenizer
 from voxtral_desk.transcript import Transcript
 
