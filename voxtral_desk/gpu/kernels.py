@@ -208,7 +208,15 @@ class Program:
         prof = self.kernels.profiler
         if prof is not None:
             prof.record(self, encoder, m)
-            return
+        else:
+            self.encode(encoder, m)
+
+    def dispatches(self) -> list["_Dispatch"]:
+        """The dispatches the current row count actually runs (empty grids are skipped)."""
+        return [op for op, g in zip(self.ops, self._grids) if isinstance(op, _Dispatch) and g[0] * g[1] * g[2]]
+
+    def encode(self, encoder, m: int, around: Callable | None = None) -> None:
+        """Record the ops; around(cpass, op, before) is called on both sides of each dispatch (profiling)."""
         cpass = None
         for op, grid in zip(self.ops, self._grids):
             if isinstance(op, _Copy):
@@ -223,9 +231,13 @@ class Program:
                 continue
             if cpass is None:
                 cpass = encoder.begin_compute_pass()
+            if around:
+                around(cpass, op, True)
             cpass.set_pipeline(op.pipeline)
             cpass.set_bind_group(0, op.bind_group)
             cpass.dispatch_workgroups(gx, gy, gz)
+            if around:
+                around(cpass, op, False)
         if cpass is not None:
             cpass.end()
 
@@ -263,29 +275,16 @@ class Profiler:
         from wgpu.backends.wgpu_native.extras import write_timestamp
 
         t0 = time.perf_counter()
-        ops = [(op, g) for op, g in zip(prog.ops, prog._grids) if isinstance(op, _Copy) or g[0] * g[1] * g[2]]
-        n = sum(isinstance(op, _Dispatch) for op, _ in ops)
+        n = len(prog.dispatches())
         qs = self.gpu.device.create_query_set(type="timestamp", count=max(2, 2 * n))
-        cpass, i, timed = None, 0, []
-        for op, grid in ops:
-            if isinstance(op, _Copy):
-                if cpass is not None:
-                    cpass.end()
-                    cpass = None
-                for src, src_off, dst, dst_off, size in op.regions(m):
-                    encoder.copy_buffer_to_buffer(src, src_off, dst, dst_off, size)
-                continue
-            if cpass is None:
-                cpass = encoder.begin_compute_pass()
-            write_timestamp(cpass, qs, 2 * i)
-            cpass.set_pipeline(op.pipeline)
-            cpass.set_bind_group(0, op.bind_group)
-            cpass.dispatch_workgroups(*grid)
-            write_timestamp(cpass, qs, 2 * i + 1)
-            timed.append(op)
-            i += 1
-        if cpass is not None:
-            cpass.end()
+        timed = []
+
+        def stamp(cpass, op, before):
+            write_timestamp(cpass, qs, 2 * len(timed) + (0 if before else 1))
+            if not before:
+                timed.append(op)
+
+        prog.encode(encoder, m, stamp)
         if n:
             buf = self.gpu.device.create_buffer(size=16 * n, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
             encoder.resolve_query_set(qs, 0, 2 * n, buf, 0)

@@ -1,0 +1,14 @@
+"""`voxtral-desk bench --profile` on the GPU engine: every phase reports GPU time per kernel class."""
+from voxtral_desk.bench import run_bench
+
+
+def test_profile_times_every_phase(models):
+    model = models["tiny", 0]
+    result = run_bench(str(model.source), 2.0, "gpu", live_steps=5, log=lambda *a: None, profile=True)
+    profile = result["profile"]
+    for phase in ("file", "encode", "prefill", "decode", "live"):
+        kernels = profile[phase]["kernels"]
+        assert kernels and profile[phase]["gpu_ms_total"] > 0, phase
+        assert sum(k["calls"] for k in kernels.values()) > 0, phase
+    assert any("q4_matvec" in name for name in profile["decode"]["kernels"] | profile["live"]["kernels"])
+    assert profile["dispatches_per_decoder_step"] > 0
