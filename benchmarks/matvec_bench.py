@@ -1,9 +1,11 @@
-"""Effective weight bandwidth of the Q4_0 matrix kernels on the model's real shapes, per kernel variant
-(lanes per row TEAM, a parameter; rows of x per slice ROWS, a constant), from GPU timestamps: q4_matvec
-(one row of x) on the decoder's matrices, q4_rows on the encoder's and decoder's with 4 rows (a live
-step), 39 (the prompt) and 128 (an encoder chunk).
+"""Effective weight bandwidth and arithmetic rate of the Q4_0 matrix kernels on the model's real shapes,
+per kernel variant, from GPU timestamps: q4_matvec (lanes per row TEAM and rows of x per slice ROWS,
+constants) on the decoder's matrices with one row of x, and on the encoder's with 4 (a live step)
+and the decoder's with 2 and 8 (speculative decoding); q4_tiles (output tiles of TM rows of x by TN
+weight rows, constants) on the encoder's, decoder's and adapter's shapes with 32 to 128 rows.
 
-    python benchmarks/matvec_bench.py [--json]
+    python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
+                                      [--dispatches N --copies-mb MB]  (small values: a smoke test)
 
 Each timing is 64 back-to-back dispatches in one compute pass (as in a decode step), cycling through
 copies of the matrix that together exceed the GPU's L2 cache, so weights come from memory.
@@ -24,15 +26,21 @@ from voxtral_desk.gpu.kernels import Kernels, empty, upload
 
 # (name, rows n, inputs k) of the full decoder
 SHAPES = [("qkv", 6144, 3072), ("wo", 3072, 4096), ("w13", 18432, 3072), ("w2", 3072, 9216), ("head", 131072, 3072)]
-VARIANTS = [32, 64, 128]  # TEAM
-# (name, n, k, rows of x) for q4_rows, and its variants
-ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc w13", 10240, 1280, 128), ("dec w13", 18432, 3072, 39)]
-ROW_VARIANTS = [(32, 4), (64, 4), (32, 8)]  # (TEAM, ROWS)
+VARIANTS = [16, 32, 64]  # TEAM
+# (name, n, k, rows of x) for q4_matvec with several rows (ROWS = the rows), and its TEAM variants
+ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2", 1280, 5120, 4),
+              ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8), ("dec w2", 3072, 9216, 8)]
+ROW_VARIANTS = [16, 32]  # TEAM
+# (name, n, k, rows of x) for q4_tiles, and its (TM, TN) variants per number of rows
+TILE_SHAPES = [("enc qkv", 3840, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
+               ("dec w13", 18432, 3072, 39), ("dec qkv", 6144, 3072, 39), ("adapter 0", 3072, 5120, 32)]
+TILE_VARIANTS = {128: [(128, 128), (64, 128), (128, 64), (64, 64)], 39: [(64, 128), (64, 64)],
+                 32: [(64, 64), (64, 128)]}
 DISPATCHES = 64
 COPIES_BYTES = 512 << 20  # weights cycled through per timing: far above L2
 
 
-def time_kernel(gpu, pipeline, bind_groups, grid) -> float:
+def time_kernel(gpu, pipeline, bind_groups, grid, dispatches: int = DISPATCHES) -> float:
     """Seconds per dispatch, best of 3."""
     qs = gpu.device.create_query_set(type="timestamp", count=2)
     buf = gpu.device.create_buffer(size=16, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
@@ -42,7 +50,7 @@ def time_kernel(gpu, pipeline, bind_groups, grid) -> float:
         cp = enc.begin_compute_pass()
         write_timestamp(cp, qs, 0)
         cp.set_pipeline(pipeline)
-        for i in range(DISPATCHES):
+        for i in range(dispatches):
             cp.set_bind_group(0, bind_groups[i % len(bind_groups)])
             cp.dispatch_workgroups(*grid)
         write_timestamp(cp, qs, 1)
@@ -50,52 +58,69 @@ def time_kernel(gpu, pipeline, bind_groups, grid) -> float:
         enc.resolve_query_set(qs, 0, 2, buf, 0)
         gpu.queue.submit([enc.finish()])
         t = np.frombuffer(gpu.queue.read_buffer(buf), dtype=np.uint64)
-        best = min(best, float(t[1] - t[0]) * 1e-9 / DISPATCHES)
+        best = min(best, float(t[1] - t[0]) * 1e-9 / dispatches)
     return best
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--kernels", nargs="+", default=["q4_matvec", "q4_tiles"])
+    ap.add_argument("--tiles", nargs="+", help="q4_tiles variants TMxTN for every shape, instead of TILE_VARIANTS")
+    ap.add_argument("--dispatches", type=int, default=DISPATCHES)
+    ap.add_argument("--copies-mb", type=int, default=COPIES_BYTES >> 20)
     args = ap.parse_args()
+    tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles] if args.tiles else None
     gpu = default_device()
     kernels = Kernels(gpu)
     rng = np.random.default_rng(0)
     results = []
-    cases = [(name, n, k, 1, "q4_matvec", t, {"ROWS": 1}) for name, n, k in SHAPES for t in VARIANTS]
-    cases += [(name, n, k, m, "q4_rows", t, {"ROWS": rows}) for name, n, k, m in ROW_SHAPES for t, rows in ROW_VARIANTS]
+    cases = [(name, n, k, 1, "q4_matvec", {"ROWS": 1, "TEAM": t}) for name, n, k in SHAPES for t in VARIANTS]
+    cases += [(name, n, k, m, "q4_matvec", {"ROWS": m, "TEAM": t}) for name, n, k, m in ROW_SHAPES for t in ROW_VARIANTS]
+    cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
+              for tm, tn in tiles or TILE_VARIANTS[m]]
+    cases = [c for c in cases if c[4] in args.kernels]
     mats, mats_key = [], None
-    for name, n, k, m, kernel, team, consts in cases:
+    for name, n, k, m, kernel, consts in cases:
         nb = k // 32
-        nbytes = n * nb * 20
+        nbytes = n * nb * 18
         if mats_key != (n, k):
-            copies = max(1, min(16, COPIES_BYTES // nbytes))
+            copies = max(1, min(16, (args.copies_mb << 20) // nbytes))
             mats = [(upload(gpu, rng.integers(0, 2**32, (n, nb * 4), dtype=np.uint32)),  # layout: weights.interleave_q4
-                     upload(gpu, (rng.standard_normal((n, nb)) * 0.01).astype(np.float32))) for _ in range(copies)]
+                     upload(gpu, (rng.standard_normal((n, nb)) * 0.01).astype(np.float16))) for _ in range(copies)]
             mats_key = (n, k)
         x = upload(gpu, rng.standard_normal((m, k)).astype(np.float32))
         out = empty(gpu, m * n * 4)
-        params = gpu.device.create_buffer_with_data(
-            data=np.array([m, n, k, k, n, 0, 0, 0, team] + [0] * 55, dtype=np.uint32), usage=wgpu.BufferUsage.UNIFORM)
-        pipe = kernels.pipeline(kernel, kernels.source(kernel, consts))
+        # LinearParams: m, n, k, x_stride, out_stride, out_base, col0, flags (none), then unused fields
+        words = np.zeros(64, dtype=np.uint32)
+        words[:8] = [m, n, k, k, n, 0, 0, 0]
+        params = gpu.device.create_buffer_with_data(data=words, usage=wgpu.BufferUsage.UNIFORM)
+        source = kernels.source(kernel, consts)
+        pipe = kernels.pipeline(kernel, source)
         layout = pipe.get_bind_group_layout(0)
+        shared = [(0, params, 256), (1, x, x.size), (4, K.dummy(gpu), 16), (5, out, out.size)]
+        # q4_epilogue.wgsl's bindings (norm gain, RoPE table, K and V caches, state): not read, no flags
+        shared += [(b, K.dummy(gpu, role), 16) for b, role in ((6, "input"), (7, "input"), (8, "k"), (9, "v"),
+                                                                  (10, "input"))]
         groups = [gpu.device.create_bind_group(layout=layout, entries=[
-            {"binding": 0, "resource": {"buffer": params, "offset": 0, "size": 256}},
-            {"binding": 1, "resource": {"buffer": x, "offset": 0, "size": x.size}},
-            {"binding": 2, "resource": {"buffer": nib, "offset": 0, "size": nib.size}},
-            {"binding": 3, "resource": {"buffer": sc, "offset": 0, "size": sc.size}},
-            {"binding": 4, "resource": {"buffer": K.dummy(gpu), "offset": 0, "size": 16}},
-            {"binding": 5, "resource": {"buffer": out, "offset": 0, "size": out.size}}]) for nib, sc in mats]
-        gx, gy = K.groups_2d(math.ceil(n / (K.WORKGROUP // team)))
-        t = time_kernel(gpu, pipe, groups, (gx, gy, math.ceil(m / consts["ROWS"])))
-        r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, "TEAM": team, **consts, "us": round(t * 1e6, 2),
-             "GBps": round(nbytes / t / 1e9, 1), "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
+            {"binding": b, "resource": {"buffer": buf, "offset": 0, "size": size}}
+            for b, buf, size in shared + [(2, nib, nib.size), (3, sc, sc.size)]]) for nib, sc in mats]
+        if kernel == "q4_tiles":
+            grid = (*K.groups_2d(math.ceil(n / consts["TN"])), math.ceil(m / consts["TM"]))
+        else:
+            grid = (*K.groups_2d(math.ceil(n / (2 * K.WORKGROUP // consts["TEAM"]))), math.ceil(m / consts["ROWS"]))
+        t = time_kernel(gpu, pipe, groups, grid, args.dispatches)
+        r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, **consts, "us": round(t * 1e6, 2), "GBps": round(nbytes / t / 1e9, 1),
+             "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
         results.append(r)
         if not args.json:
             print(r, flush=True)
     totals: dict[str, float] = {}
     for r in results:
-        key = f"{r['kernel']} m={r['m']} team {r['TEAM']} ROWS {r['ROWS']}"
+        if r["kernel"] == "q4_tiles":
+            key = f"q4_tiles m={r['m']} {r['TM']}x{r['TN']}"
+        else:
+            key = f"{r['kernel']} m={r['m']} team {r['TEAM']} ROWS {r['ROWS']}"
         totals[key] = round(totals.get(key, 0.0) + r["us"], 2)
     summary = {"device": gpu.name, "results": results, "total_us_per_variant": totals}
     print(json.dumps(summary, indent=1) if args.json else totals)

@@ -1,10 +1,12 @@
 // Causal sliding-window attention over a ring KV cache, with grouped KV heads. One workgroup of 256 per
 // (head, query row). Query row m is at position pos = state.pos0 + m and sees keys lo..pos with
-// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Keys go in chunks of 256 with an
-// online softmax (running maximum, earlier sums rescaled): each invocation scores one key of the chunk,
-// and the weighted sum of values is split over G groups of L = head_dim/4 invocations, each owning one
-// vec4 of the output and taking keys g, g+G, ... of the chunk, so value rows are read coalesced and
-// many keys are in flight at once; the G partial sums are added at the end. head_dim % 4 == 0, <= 256.
+// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Keys go in chunks of CHUNK with an
+// online softmax (running maximum, earlier sums rescaled): each invocation scores four keys of the chunk
+// (so one chunk covers the encoder's whole window and the decoder's first 1024 positions: the chunk's
+// reductions and barriers, which set the latency of a step's attention, are paid once), and the
+// weighted sum of values is split over G groups of L = head_dim/4 invocations, each owning one vec4 of
+// the output and taking keys g, g+G, ... of the chunk, so value rows are read coalesced and many keys
+// are in flight at once; the G partial sums are added at the end. head_dim % 4 == 0, <= 256.
 
 struct AttnParams {
     m: u32,
@@ -22,6 +24,7 @@ struct State {
 }
 
 const WG: u32 = 256u;
+const CHUNK: u32 = 4u * WG;
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated
@@ -31,7 +34,7 @@ const WG: u32 = 256u;
 @group(0) @binding(5) var<storage, read> state: State;
 
 var<workgroup> qs: array<vec4<f32>, 64>;
-var<workgroup> ps: array<f32, WG>;
+var<workgroup> ps: array<f32, CHUNK>; // scores, then softmax numerators, of the chunk's keys
 var<workgroup> part: array<vec4<f32>, WG>;
 
 fn score(base: u32, hd4: u32) -> f32 {
@@ -72,24 +75,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var run_max = -3.0e38;
     var lsum = 0.0;
     var acc = vec4<f32>(0.0);
-    for (var c0 = 0u; c0 < n; c0 += WG) {
-        let mine = c0 + lid < n;
-        var s = -3.0e38;
-        if (mine) {
-            s = score(((lo + c0 + lid) % p.cap) * row4 + kv_off, hd4);
+    for (var c0 = 0u; c0 < n; c0 += CHUNK) {
+        var chunk_max = -3.0e38;
+        for (var i = lid; i < CHUNK; i += WG) { // an invocation's own entries of ps: no barrier needed
+            var s = -3.0e38;
+            if (c0 + i < n) {
+                s = score(((lo + c0 + i) % p.cap) * row4 + kv_off, hd4);
+            }
+            ps[i] = s;
+            chunk_max = max(chunk_max, s);
         }
-        let new_max = max(run_max, team_max(s, lid, WG, sg_size));
+        let new_max = max(run_max, team_max(chunk_max, lid, WG, sg_size));
         let rescale = exp(run_max - new_max); // 0 on the first chunk
-        var e = 0.0;
-        if (mine) {
-            e = exp(s - new_max);
+        var esum = 0.0;
+        for (var i = lid; i < CHUNK; i += WG) {
+            var e = 0.0;
+            if (c0 + i < n) {
+                e = exp(ps[i] - new_max);
+            }
+            ps[i] = e;
+            esum += e;
         }
-        ps[lid] = e;
-        lsum = lsum * rescale + team_sum(e, lid, WG, sg_size); // its barriers also publish ps
+        lsum = lsum * rescale + team_sum(esum, lid, WG, sg_size); // its barriers also publish ps
         acc *= rescale;
         run_max = new_max;
         if (g < groups) {
-            let cnt = min(WG, n - c0);
+            let cnt = min(CHUNK, n - c0);
             for (var k = g; k < cnt; k += groups) {
                 acc += ps[k] * v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl];
             }

@@ -19,7 +19,7 @@ struct State {
 @group(0) @binding(1) var<storage, read> tok: array<u32>;          // [m] input ids
 @group(0) @binding(2) var<storage, read> audio: array<f32>;        // [audio_cap, d] ring
 @group(0) @binding(3) var<storage, read> w_nib: array<u32>;    // [rows, G, 4 words, 4 blocks] (weights.interleave_q4)
-@group(0) @binding(4) var<storage, read> w_scale: array<f32>;  // [rows, G * 4]
+@group(0) @binding(4) var<storage, read> w_scale: array<u32>;  // [rows, G * 4] f16, two per word
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;      // [m, d]
 @group(0) @binding(6) var<storage, read> state: State;
 
@@ -37,7 +37,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let ng = (nb + 3u) / 4u;
     let grp = (t - p.row0) * ng + b / 4u;
-    let d = w_scale[grp * 4u + b % 4u];
+    let d = unpack2x16float(w_scale[grp * 2u + (b % 4u) / 2u])[b % 2u];
     let a = ((state.pos0 + m) % p.audio_cap) * p.d + b * 32u;
     let o = m * p.d + b * 32u;
     for (var w = 0u; w < 4u; w++) {

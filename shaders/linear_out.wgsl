@@ -1,4 +1,4 @@
-// Parameters and epilogue shared by the matrix-vector and matrix-matrix kernels:
+// Parameters and epilogue shared by the matrix kernels:
 //   out[out_base + m*out_stride + col0 + n] (+)= act(sum_k x[m*x_stride + k] * W[n, k] + bias[col0 + n])
 // W is one row chunk (rows col0 .. col0+n) of a weight that may be split across bindings.
 // The including kernel declares `p: LinearParams`, `bias` and `out`.
@@ -12,7 +12,12 @@ struct LinearParams {
     out_base: u32,   // element offset of output row 0
     col0: u32,       // first output feature of this chunk (for out and bias)
     flags: u32,
-    team: u32,       // q4 kernels: invocations per weight row (a power of two, 256 at most)
+    eps: f32,        // FLAG_NORM
+    head_dim: u32,   // FLAG_ROPE: the attention geometry and the KV ring (q4_epilogue.wgsl)
+    q_dim: u32,
+    kv_dim: u32,
+    kv_cap: u32,
+    table_rows: u32,
 }
 
 const FLAG_BIAS: u32 = 1u;
@@ -22,6 +27,16 @@ const FLAG_ACCUMULATE: u32 = 4u; // residual connection: out += result
 // row 2j+1): out[m, (col0 + n) / 2] = silu(w1.x) * w3.x, so no separate pass re-reads both halves.
 // Other flags are ignored.
 const FLAG_SWIGLU: u32 = 8u;
+// The RMSNorm before the projection, folded in (q4 kernels): x row m is read as x * gain (binding 6,
+// [k]) and the product scaled by 1 / sqrt(mean(x^2) + eps) before the bias; the kernel sums x^2 over
+// the row while it streams x, so the normalised row is never written.
+const FLAG_NORM: u32 = 16u;
+// RoPE and the KV-cache write of the fused q|k|v projection, in its epilogue (q4_epilogue.wgsl).
+const FLAG_ROPE: u32 = 32u;
+
+fn inv_rms(sum_sq: f32) -> f32 {
+    return 1.0 / sqrt(sum_sq / f32(p.k) + p.eps);
+}
 
 fn store_out(m: u32, n: u32, acc: f32) {
     var v = acc;
@@ -36,20 +51,4 @@ fn store_out(m: u32, n: u32, acc: f32) {
         v += out[i];
     }
     out[i] = v;
-}
-
-var<workgroup> glu_up: array<f32, 128>; // the w3 results of a workgroup's row pairs
-
-// The q4 kernels' store for FLAG_SWIGLU: a workgroup holds whole row pairs (an even number of teams),
-// so the w1 row's team reads its pair's w3 result through workgroup memory. Called by every
-// invocation (it has barriers); `slot` is the team's index in the workgroup, `lead` its lane 0.
-fn store_glu(m: u32, n: u32, acc: f32, slot: u32, lead: bool) {
-    if (lead && slot % 2u == 1u) {
-        glu_up[slot / 2u] = acc;
-    }
-    workgroupBarrier();
-    if (lead && slot % 2u == 0u && n < p.n) {
-        out[p.out_base + m * p.out_stride + (p.col0 + n) / 2u] = acc / (1.0 + exp(-acc)) * glu_up[slot / 2u];
-    }
-    workgroupBarrier(); // glu_up is reused by the next row of x (q4_rows)
 }

@@ -1,50 +1,145 @@
-// Fused Q4_0 dequantise + matrix-vector product for decoding (one row of x; more rows go in grid z).
+// Fused Q4_0 dequantise + matrix product for one to a few rows of x (a decoding step, a speculative
+// batch, the encoder's 4 frames of a live step): ROWS rows of x per slice (grid z), so each weight word
+// is loaded and dequantised once and applied to every row of its slice.
 // Weights (weights.interleave_q4): per row, G groups of four blocks; w_nib [n, G, 4, 4] holds word c
 // (bytes 4c..4c+3: elements 4c..4c+3 in the low nibbles, 16+4c..16+4c+3 in the high ones, as q+8) of
-// blocks 4g..4g+3 as one vec4<u32>, and w_scale [n, G] their four scales as one vec4<f32>. A team of
-// p.team invocations owns a weight row; four lanes share a group, lane c taking word c of its four
-// blocks, so each lane streams 16 bytes per loop trip (enough bytes in flight to approach memory
-// bandwidth) and a warp's loads of both weights and the matching x vec4s are contiguous.
-// Grid: (row groups split over x and y when above 65535, rows of x in z). The team is a parameter
-// (kernels.Q4_TEAM). (Measured on an H200: holding two groups per lane and trip, or the dequantised
-// blocks in arrays, made this slower.)
+// blocks 4g..4g+3 as one vec4<u32>, and w_scale [n, G] their four f16 scales as one vec2<u32>. A team of
+// TEAM invocations owns two adjacent weight rows; four lanes share a group, lane c taking word c of its
+// four blocks in both rows, so each lane streams 32 bytes per trip (enough bytes in flight to approach
+// memory bandwidth), a warp's weight loads are contiguous, and each x value read serves two weight
+// rows (x reads, not weights, set the time when a lane owned one row: measured on an H200, 8 rows of x
+// took 5.6x as long as one). Both rows of a SwiGLU or RoPE pair end in the same invocation.
+// Every team of the workgroup needs the same x, so each trip first stages the trip's slice of the rows
+// of x (and of the norm gain) in workgroup memory, loaded once per workgroup. The lanes of a team read
+// every staged element exactly once, which is what lets FLAG_NORM sum x^2 on the way.
+// Grid: (row-pair groups split over x and y when above 65535, slices of ROWS rows of x in z).
 
 const WG: u32 = 256u;
+const ROWS: u32 = /*ROWS*/; // rows of x per slice
+const TEAM: u32 = /*TEAM*/; // invocations per weight row
+const GROUPS: u32 = TEAM / 4u; // groups of four blocks a team takes per trip
+const SPAN: u32 = GROUPS * 32u; // vec4s of a row of x per trip (128 elements per group)
 
 @group(0) @binding(0) var<uniform> p: LinearParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
 @group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4]
-@group(0) @binding(3) var<storage, read> w_scale: array<vec4<f32>>; // [n, G]
+@group(0) @binding(3) var<storage, read> w_scale: array<vec2<u32>>; // [n, G] f16 x 4
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+var<workgroup> xs: array<vec4<f32>, (ROWS + 1u) * SPAN>; // [ROWS + 1, SPAN]: the trip's x rows, then the gain
+
+// What a lane's slice of rows of x needs to know, passed to `block`.
+struct Slice {
+    c: u32,    // the word of each block this lane reads
+    norm: bool,
+}
+
+// Per lane, for each row j of x, the sums of both weight rows (.x, .y) and of x^2, as separate
+// variables (lines marked "each row j" are repeated for j = 0 .. ROWS-1 by the loader,
+// kernels.Kernels.source): arrays indexed in a loop the driver did not unroll lived in local memory,
+// 10x slower on an H200. Rows of x past the slice's are staged as zeros, so their sums stay 0.
+var<private> acc{j}: vec2<f32>; // each row j
+var<private> sum_sq{j}: f32; // each row j
+
+fn sq(v: vec4<f32>) -> f32 {
+    return dot(v, v);
+}
+
+// Word c of the block at staged vec4 e in both weight rows (8 weights each, scales d) applied to every
+// row of the slice. A function called once per block of the lane's loads, rather than a loop over the
+// four, so no vector is indexed by a variable.
+fn block(s: Slice, word0: u32, word1: u32, d: vec2<f32>, e: u32) {
+    let xe = e + s.c;
+    var lo0 = nibbles(word0, 0u);
+    var hi0 = nibbles(word0, 4u);
+    var lo1 = nibbles(word1, 0u);
+    var hi1 = nibbles(word1, 4u);
+    if (s.norm) { // (x * gain) . w as x . (gain * w): the gain is applied once for all rows
+        let g_lo = xs[ROWS * SPAN + xe];
+        let g_hi = xs[ROWS * SPAN + xe + 4u];
+        lo0 *= g_lo;
+        hi0 *= g_hi;
+        lo1 *= g_lo;
+        hi1 *= g_hi;
+        sum_sq{j} += sq(xs[{j}u * SPAN + xe]) + sq(xs[{j}u * SPAN + xe + 4u]); // each row j
+    }
+    acc{j} += d * row_dots(lo0, hi0, lo1, hi1, xs[{j}u * SPAN + xe], xs[{j}u * SPAN + xe + 4u]); // each row j
+}
+
+fn row_dots(lo0: vec4<f32>, hi0: vec4<f32>, lo1: vec4<f32>, hi1: vec4<f32>, x_lo: vec4<f32>, x_hi: vec4<f32>) -> vec2<f32> {
+    return vec2<f32>(dot(lo0, x_lo) + dot(hi0, x_hi), dot(lo1, x_lo) + dot(hi1, x_hi));
+}
+
+// The team's sums for row j of the slice (weight rows n, n + 1), through the epilogue. Called by every
+// invocation (the sums may have barriers; j < nm is uniform).
+fn finish(j: u32, a: vec2<f32>, ss: f32, m0: u32, nm: u32, n: u32, lid: u32, sg: u32) {
+    if (j >= nm) {
+        return;
+    }
+    var total = vec2<f32>(team_sum(a.x, lid, TEAM, sg), team_sum(a.y, lid, TEAM, sg));
+    if ((p.flags & FLAG_NORM) != 0u) {
+        total *= inv_rms(team_sum(ss, lid, TEAM, sg));
+    }
+    if (lid % TEAM != 0u || n >= p.n) {
+        return;
+    }
+    if ((p.flags & (FLAG_SWIGLU | FLAG_ROPE)) != 0u) {
+        store_pair(m0 + j, n, total.x, total.y);
+        return;
+    }
+    store_out(m0 + j, n, total.x);
+    if (n + 1u < p.n) {
+        store_out(m0 + j, n + 1u, total.y);
+    }
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
-    let team = p.team;
-    let row = (wid.x + wid.y * nwg.x) * (WG / team) + lid / team;
-    let m = wid.z;
-    let lane = lid % team;
-    let c = lane % 4u;
-    let nb = p.k / 32u;
-    let ng = (nb + 3u) / 4u;
-    let xr = m * (p.x_stride / 4u);
-    var acc = 0.0;
-    if (row < p.n) {
-        for (var g = lane / 4u; g < ng; g += team / 4u) {
-            let i = row * ng + g;
-            let words = w_nib[i * 4u + c];
-            let d = w_scale[i]; // padding blocks have scale 0 (their x is read clamped to the row)
-            for (var t = 0u; t < 4u; t++) {
-                let xb = xr + min(4u * g + t, nb - 1u) * 8u + c;
-                acc += d[t] * (dot(nibbles(words[t], 0u), x[xb]) + dot(nibbles(words[t], 4u), x[xb + 4u]));
+    let row = ((wid.x + wid.y * nwg.x) * (WG / TEAM) + lid / TEAM) * 2u; // and row + 1
+    let m0 = wid.z * ROWS;
+    let nm = min(ROWS, p.m - m0);
+    let lane = lid % TEAM;
+    let k4 = p.k / 4u;
+    let ng = (p.k / 32u + 3u) / 4u;
+    let norm = (p.flags & FLAG_NORM) != 0u;
+    let s = Slice(lane % 4u, norm);
+    for (var g0 = 0u; g0 < ng; g0 += GROUPS) {
+        // Stage vec4s g0*32 .. g0*32 + SPAN of each row of x and of the gain; 0 past k (where the
+        // padding blocks, of scale 0, of the last group meet them) and past the slice's rows.
+        for (var e = lid; e < (ROWS + 1u) * SPAN; e += WG) {
+            let j = e / SPAN;
+            let q = g0 * 32u + e % SPAN;
+            var v = vec4<f32>(0.0);
+            if (q < k4) {
+                if (j < nm) {
+                    v = x[(m0 + j) * (p.x_stride / 4u) + q];
+                } else if (j == ROWS && norm) {
+                    v = gain[q];
+                }
             }
+            xs[e] = v;
         }
+        workgroupBarrier();
+        let g = g0 + lane / 4u;
+        if (row < p.n && g < ng) {
+            let i = row * ng + g;
+            let w0 = w_nib[i * 4u + s.c];
+            let d0 = scales4(w_scale[i]);
+            var w1 = vec4<u32>(0u);
+            var d1 = vec4<f32>(0.0); // no second row at the end of an odd chunk: scale 0
+            if (row + 1u < p.n) {
+                w1 = w_nib[(i + ng) * 4u + s.c];
+                d1 = scales4(w_scale[i + ng]);
+            }
+            let e = (lane / 4u) * 32u; // the group's first staged vec4
+            block(s, w0.x, w1.x, vec2<f32>(d0.x, d1.x), e);
+            block(s, w0.y, w1.y, vec2<f32>(d0.y, d1.y), e + 8u);
+            block(s, w0.z, w1.z, vec2<f32>(d0.z, d1.z), e + 16u);
+            block(s, w0.w, w1.w, vec2<f32>(d0.w, d1.w), e + 24u);
+        }
+        workgroupBarrier(); // xs is restaged by the next trip
     }
-    let total = team_sum(acc, lid, team, sg_size);
-    if ((p.flags & FLAG_SWIGLU) != 0u) {
-        store_glu(m, row, total, lid / team, lane == 0u);
-    } else if (lane == 0u && row < p.n) {
-        store_out(m, row, total);
-    }
+    finish({j}u, acc{j}, sum_sq{j}, m0, nm, row, lid, sg_size); // each row j
 }

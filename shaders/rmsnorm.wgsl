@@ -1,19 +1,16 @@
-// RMS norm of each row: out = x / sqrt(mean(x^2) + eps) * w, optionally * (1 + s) with s the
-// decoder's ada-norm scale of this layer (precomputed per delay). One workgroup of 256 per row.
+// RMS norm of each row: out = x / sqrt(mean(x^2) + eps) * w. One workgroup of 256 per row. (Where a
+// norm feeds a Q4 matrix it is folded into that kernel instead: linear_out.wgsl FLAG_NORM.)
 
 struct NormParams {
     m: u32,
     d: u32,
     eps: f32,
-    ada_offset: u32, // element offset of this layer's s in `ada`
-    flags: u32,      // 1: multiply by (1 + s)
 }
 
 @group(0) @binding(0) var<uniform> p: NormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;     // [m, d]
 @group(0) @binding(2) var<storage, read> w: array<f32>;     // [d]
-@group(0) @binding(3) var<storage, read> ada: array<f32>;   // [layers, d]
-@group(0) @binding(4) var<storage, read_write> out: array<f32>; // [m, d]
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // [m, d]
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -30,11 +27,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = sqrt(total / f32(p.d) + p.eps);
     if (live) {
         for (var i = lid; i < p.d; i += 256u) {
-            var y = x[base + i] / r * w[i];
-            if ((p.flags & 1u) != 0u) {
-                y = y * (1.0 + ada[p.ada_offset + i]);
-            }
-            out[base + i] = y;
+            out[base + i] = x[base + i] / r * w[i];
         }
     }
 }

@@ -168,14 +168,14 @@ def profile_engine(engine, session, audio, mel, n_prompt: int, log, live_steps: 
     out["live"]["steps"] = live_steps
 
     # CPU cost of recording one decoder step, without timestamps and without submitting.
-    single = engine.decoder.single
-    single.prepare(1)
+    program = engine.decoder.step
+    program.prepare(1)
     enc = engine.gpu.device.create_command_encoder()
     start = time.perf_counter()
     for _ in range(50):
-        single.record(enc, 1)
+        program.record(enc, 1)
     out["cpu_record_decoder_step_ms"] = round((time.perf_counter() - start) * 1000 / 50, 3)
-    out["dispatches_per_decoder_step"] = sum(1 for op in single.ops if hasattr(op, "kernel"))
+    out["dispatches_per_decoder_step"] = len(program.dispatches())
     log(f"CPU: recording one decoder step ({out['dispatches_per_decoder_step']} dispatches) takes "
         f"{out['cpu_record_decoder_step_ms']:.3f} ms")
     return out

@@ -44,9 +44,9 @@ def dequantize_q4_0(blocks: np.ndarray) -> np.ndarray:
 
 def split_q4_0(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Repack [rows, K/32*18] blocks into 4-byte-aligned arrays for the GPU:
-    scales [rows, K/32] float32 and nibbles [rows, K/32, 4] uint32 (the 16 quant bytes of each block)."""
+    scales [rows, K/32] float16 and nibbles [rows, K/32, 4] uint32 (the 16 quant bytes of each block)."""
     rows = blocks.shape[0]
     b = np.ascontiguousarray(blocks, dtype=np.uint8).reshape(rows, -1, BLOCK_BYTES)
-    scales = b[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+    scales = b[:, :, :2].copy().view(np.float16)[:, :, 0]
     nibbles = b[:, :, 2:].copy().view(np.uint32)
     return scales, nibbles

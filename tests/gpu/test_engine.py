@@ -82,7 +82,8 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     engine = GPUEngine(model, device=gpu)
     session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
     audio = clips["speech"]
-    session.feed(audio[:20000])  # warm: prompt decoded, programs prepared
+    session.feed(audio[:20000])  # warm: prompt decoded, programs prepared,
+    session.feed(audio[20000:21280])  # and the kernel variants of a live step met once
     staging = engine.decoder.staging
     created = []
     device_cls = type(gpu.device)
@@ -92,7 +93,7 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     calls = []
     original_decode = engine.decoder.decode
     monkeypatch.setattr(engine.decoder, "decode", lambda n, trace: calls.append(n) or original_decode(n, trace))
-    for start in range(20000, len(audio), 1280):
+    for start in range(21280, len(audio), 1280):
         session.feed(audio[start: start + 1280])
     assert calls and set(calls) == {1}, calls
     assert engine.decoder.staging is staging

@@ -65,14 +65,20 @@ class _Bench:
         return self.up(np.array([pos0, out_idx, 0, 0], dtype=np.uint32))
 
 
+def _kernel_name(m: int) -> str:
+    name, constants = K.q4_kernel(m)
+    return f"{name} ROWS={constants['ROWS']}" if name == "q4_matvec" else name
+
+
 def _linear_checks(b: _Bench) -> list[KernelCheck]:
     out = []
-    # (kernel, rows of x, weight rows, rows per chunk, k, x stride): 3 matvec chunks, the last partial
-    # (and rows past it inside a workgroup); a row of 40 blocks, more than one loop trip with the last
-    # partial; slices of rows of x, the last partial, over 2 chunks.
-    for kname, m, n, chunk_rows, k, x_stride in (("q4_matvec", 3, 37, 13, 96, 100), ("q4_matvec", 2, 21, 21, 1280, 1284),
-                                                 ("q4_rows", 19, 150, 100, 96, 100)):
-        matvec = kname == "q4_matvec"
+    # (rows of x, weight rows, rows per chunk, k, x stride), one case per q4 kernel variant (chosen by
+    # the rows of x): 3 chunks, the last partial (and rows past it inside a workgroup); a row of 40
+    # blocks, more than one loop trip with the last partial; 41 blocks (a padded group); slices of rows
+    # of x, the last partial, over 2 chunks.
+    for m, n, chunk_rows, k, x_stride in ((1, 37, 13, 96, 100), (2, 21, 21, 1280, 1284), (3, 37, 13, 96, 100),
+                                          (7, 30, 11, 1312, 1312), (70, 150, 100, 1312, 1316)):
+        kname = _kernel_name(m)
         tag = f" ({b.tag})"
         w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
         x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
@@ -81,18 +87,37 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
         want_plain = x[:, :k] @ wf.T
         xb, ob = b.up(x), b.up(np.zeros((m, n), np.float32))
         p = b.program(kname)
-        K.linear(p, w, xb, ob, k=k, x_stride=x_stride, bias=b.up(bias), gelu=True, matvec=matvec)
+        K.linear(p, w, xb, ob, k=k, x_stride=x_stride, bias=b.up(bias), gelu=True)
         p.build().run(m)
         out.append(compare(f"{kname} bias+gelu [{m}x{k}]x[{n}x{k}]^T, {len(w.chunks)} chunks{tag}",
                            b.f32(ob, (m, n)), ref.gelu(want_plain + bias)))
         rb = b.up(resid)
         p = b.program(kname)
-        K.linear(p, w, xb, rb, k=k, x_stride=x_stride, out_stride=n + 3, out_base=2, accumulate=True, matvec=matvec)
+        K.linear(p, w, xb, rb, k=k, x_stride=x_stride, out_stride=n + 3, out_base=2, accumulate=True)
         p.build().run(m)
         want = resid.reshape(-1).copy()
         for r in range(m):
             want[2 + r * (n + 3): 2 + r * (n + 3) + n] += want_plain[r]
         out.append(compare(f"{kname} accumulate, strided rows{tag}", b.f32(rb, (m * (n + 3),)), want))
+    return out
+
+
+def _norm_checks(b: _Bench) -> list[KernelCheck]:
+    """The RMSNorm folded into the q4 kernels (FLAG_NORM) with a bias: a padded last group (41 blocks,
+    whose clamped x reads must not count in the sum of squares), 1, 5 and 19 rows of x."""
+    out = []
+    n, k, eps = 45, 1312, 1e-5
+    w, wf = b.q4(n, k, limit=20 * q4_row_bytes(k))
+    gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
+    bias = b.rng.standard_normal(n).astype(np.float32)
+    for m in (1, 5, 19):
+        x = (3 * b.rng.standard_normal((m, k))).astype(np.float32)
+        ob = b.up(np.zeros((m, n), np.float32))
+        p = b.program("norm")
+        K.linear(p, w, b.up(x), ob, k=k, bias=b.up(bias), norm=(b.up(gain), eps))
+        p.build().run(m)
+        out.append(compare(f"{_kernel_name(m)} folded RMSNorm + bias [{m}x{k}] ({b.tag})", b.f32(ob, (m, n)),
+                           ref.rms_norm(x, gain, eps) @ wf.T + bias))
     return out
 
 
@@ -118,41 +143,52 @@ def _rmsnorm_check(b: _Bench) -> KernelCheck:
     m, d = 5, 70
     x = b.rng.standard_normal((m, d)).astype(np.float32)
     w = (1 + 0.1 * b.rng.standard_normal(d)).astype(np.float32)
-    ada = (0.3 * b.rng.standard_normal(2 * d)).astype(np.float32)
     ob = b.up(np.zeros((m, d), np.float32))
     p = b.program("rmsnorm")
-    K.rmsnorm(p, b.up(x), b.up(w), ob, d=d, eps=1e-5, ada=b.up(ada), ada_offset=d)
+    K.rmsnorm(p, b.up(x), b.up(w), ob, d=d, eps=1e-5)
     p.build().run(m)
-    want = ref.rms_norm(x, w, 1e-5) * (1.0 + ada[d:])
-    return compare(f"rmsnorm + ada scale [{m}x{d}] ({b.tag})", b.f32(ob, (m, d)), want)
+    return compare(f"rmsnorm [{m}x{d}] ({b.tag})", b.f32(ob, (m, d)), ref.rms_norm(x, w, 1e-5))
 
 
-def _rope_kv_check(b: _Bench) -> KernelCheck:
-    m, h, kv, hd, cap, table_rows, pos0 = 3, 4, 2, 10, 7, 5, 11
-    qkv = b.rng.standard_normal((m, (h + 2 * kv) * hd)).astype(np.float32)
-    pos = np.arange(pos0, pos0 + m)
-    cos, sin = ref.rope_tables(pos, hd, 1e6)
-    ct, st = np.zeros((table_rows, hd // 2), np.float32), np.zeros((table_rows, hd // 2), np.float32)
-    ct[pos % table_rows], st[pos % table_rows] = cos, sin
-    qb = b.up(np.zeros((m, h * hd), np.float32))
-    kc, vc = b.up(np.zeros((cap, kv * hd), np.float32)), b.up(np.zeros((cap, kv * hd), np.float32))
-    p = b.program("rope_kv")
-    K.rope_kv(p, b.up(qkv), b.up(ct), b.up(st), qb, kc, vc, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd,
-              cap=cap, table_rows=table_rows)
-    p.build().run(m)
-    q = ref.apply_rope(qkv[:, : h * hd].reshape(m, h, hd), cos, sin).reshape(m, -1)
-    k = ref.apply_rope(qkv[:, h * hd: (h + kv) * hd].reshape(m, kv, hd), cos, sin).reshape(m, -1)
-    slots = pos % cap
-    got = np.concatenate([b.f32(qb, (m, h * hd)), b.f32(kc, (cap, kv * hd))[slots], b.f32(vc, (cap, kv * hd))[slots]], 1)
-    return compare(f"rope_kv ring slots, GQA {h}/{kv}, hd {hd}", got, np.concatenate([q, k, qkv[:, (h + kv) * hd:]], 1))
+def _rope_checks(b: _Bench) -> list[KernelCheck]:
+    """The q4 kernels' RoPE epilogue on a fused q|k|v projection with the folded norm and a bias: q
+    rotated into its buffer, k rotated and v into the KV ring, positions wrapping both the ring and the
+    cos/sin table, weight chunks of whole pairs; one case per kernel variant."""
+    out = []
+    h, kv, hd, cap, table_rows, pos0, k, eps = 4, 2, 10, 23, 20, 21, 96, 1e-5
+    n = (h + 2 * kv) * hd
+    blocks = quantize_q4_0(b.rng.standard_normal((n, k)).astype(np.float32))
+    w, wf = q4_matrix(b.gpu, blocks, 27 * q4_row_bytes(k), "check", row_multiple=2), dequantize_q4_0(blocks)
+    gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
+    bias = b.rng.standard_normal(n).astype(np.float32)
+    for m in (1, 3, 19):
+        x = b.rng.standard_normal((m, k)).astype(np.float32)
+        pos = np.arange(pos0, pos0 + m)
+        table = b.up(np.zeros((table_rows, hd // 2, 2), np.float32))
+        K.write_rope_table(b.gpu, table, pos0, m, hd, 1e6, table_rows)
+        qb = b.up(np.zeros((m, h * hd), np.float32))
+        kc, vc = b.up(np.zeros((cap, kv * hd), np.float32)), b.up(np.zeros((cap, kv * hd), np.float32))
+        rope = K.RopeKV(table, kc, vc, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd, cap=cap, table_rows=table_rows)
+        p = b.program("rope")
+        K.linear(p, w, b.up(x), qb, k=k, bias=b.up(bias), norm=(b.up(gain), eps), rope=rope)
+        p.build().run(m)
+        y = ref.rms_norm(x, gain, eps) @ wf.T + bias
+        cos, sin = ref.rope_tables(pos, hd, 1e6)
+        q = ref.apply_rope(y[:, : h * hd].reshape(m, h, hd), cos, sin).reshape(m, -1)
+        kr = ref.apply_rope(y[:, h * hd: (h + kv) * hd].reshape(m, kv, hd), cos, sin).reshape(m, -1)
+        slots = pos % cap
+        got = np.concatenate([b.f32(qb, (m, h * hd)), b.f32(kc, (cap, kv * hd))[slots], b.f32(vc, (cap, kv * hd))[slots]], 1)
+        out.append(compare(f"{_kernel_name(m)} RoPE + KV epilogue, norm, bias, GQA {h}/{kv}, hd {hd}, {m} rows, "
+                           f"{len(w.chunks)} chunks ({b.tag})", got, np.concatenate([q, kr, y[:, (h + kv) * hd:]], 1)))
+    return out
 
 
 def _attention_checks(b: _Bench) -> list[KernelCheck]:
     out = []
     # (queries, heads, kv heads, head dim, cache rows, window, first query position)
-    # the last: keys in 3 chunks of 256 (online softmax across chunks), the ring wrapping
+    # the last: keys in 2 chunks of 1024 (online softmax across chunks), the ring wrapping
     for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),
-                                            (2, 2, 1, 16, 700, 600, 1000)):
+                                            (2, 2, 1, 16, 1300, 1200, 1500)):
         kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
         vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
         q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
@@ -170,21 +206,23 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
 
 
 def _swiglu_checks(b: _Bench) -> list[KernelCheck]:
-    """The SwiGLU epilogue of both q4 kernels: a gate|up pair matrix in chunks of whole pairs, the last
-    chunk ending inside a workgroup; q4_rows with more rows of x than one slice."""
+    """The SwiGLU epilogue of the q4 kernels: a gate|up pair matrix in chunks of whole pairs, the last
+    chunk ending inside a workgroup; q4_tiles with more rows of x than one tile row; with the folded norm."""
     out = []
-    hidden, k = 37, 96
+    hidden, k, eps = 37, 96, 1e-5
     blocks = [quantize_q4_0(b.rng.standard_normal((hidden, k)).astype(np.float32)) for _ in range(2)]
     w = gate_up_q4(b.gpu, *blocks, limit=26 * q4_row_bytes(k), label="check")
     w1, w3 = (dequantize_q4_0(x) for x in blocks)
-    for kname, m in (("q4_matvec", 2), ("q4_rows", 6)):
+    gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
+    for m, norm in ((2, False), (6, False), (19, True), (1, True)):
         x = b.rng.standard_normal((m, k)).astype(np.float32)
         ob = b.up(np.zeros((m, hidden), np.float32))
-        p = b.program(kname)
-        K.linear(p, w, b.up(x), ob, k=k, matvec=kname == "q4_matvec", swiglu=True)
+        p = b.program("swiglu")
+        K.linear(p, w, b.up(x), ob, k=k, swiglu=True, norm=(b.up(gain), eps) if norm else None)
         p.build().run(m)
-        out.append(compare(f"{kname} SwiGLU epilogue [{m}x{k}], {hidden} pairs in {len(w.chunks)} chunks ({b.tag})",
-                           b.f32(ob, (m, hidden)), ref.silu(x @ w1.T) * (x @ w3.T)))
+        h = ref.rms_norm(x, gain, eps) if norm else x
+        out.append(compare(f"{_kernel_name(m)} SwiGLU epilogue{' + norm' if norm else ''} [{m}x{k}], {hidden} pairs "
+                           f"in {len(w.chunks)} chunks ({b.tag})", b.f32(ob, (m, hidden)), ref.silu(h @ w1.T) * (h @ w3.T)))
     return out
 
 
@@ -230,8 +268,9 @@ def subgroups_work(gpu: GPUDevice) -> bool:
     key = id(gpu.device)
     if key not in _subgroup_verdicts:
         b = _Bench(gpu, True)
-        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b), *_swiglu_checks(b), _conv_check(b),
-                                                         _rmsnorm_check(b), *_attention_checks(b)])
+        _subgroup_verdicts[key] = all(c.passed for c in [*_linear_checks(b), *_norm_checks(b), *_swiglu_checks(b),
+                                                         *_rope_checks(b), _conv_check(b), _rmsnorm_check(b),
+                                                         *_attention_checks(b)])
     return _subgroup_verdicts[key]
 
 
@@ -244,12 +283,13 @@ def run_kernel_checks(gpu: GPUDevice | None = None) -> list[KernelCheck]:
         b = _Bench(gpu, subgroups)
         once = subgroups == gpu.has_subgroups  # kernels without reductions run in one variant only
         results += _linear_checks(b)
+        results += _norm_checks(b)
         results += _swiglu_checks(b)
+        results += _rope_checks(b)
         results.append(_conv_check(b))
         results.append(_rmsnorm_check(b))
         results += _attention_checks(b)
         if once:
-            results.append(_rope_kv_check(b))
             results.append(_embed_check(b))
             results.append(_argmax_check(b))
     return results

@@ -1,14 +1,16 @@
 """Text side on the GPU: the decoder with GQA attention, ada-norm and the tied Q4_0 head (spec §6-7).
 
-Two programs share every buffer and differ only in the matrix kernel: `batch` (q4_rows: each weight word
-applied to 4 rows of x at a time) runs the prompt positions, whose input tokens are known, several at a
-time; `single` (q4_matvec, tuned for one row) runs one generated position. A generated position chains
-entirely on the GPU: argmax writes the token id into `tok`, the next step's embedding lookup reads it,
-and the `advance` kernel moves the GPU-side position counter (`state`) on. decode(n) records its n steps
-into a few submits and reads all n ids back once, through a persistent staging buffer.
+One program, `step`, runs m positions at once (its matrix kernels are chosen by m, kernels.q4_kernel):
+the prompt positions, whose input tokens are known, several at a time, and a generated position alone.
+A generated position chains entirely on the GPU: argmax writes the token id into `tok`, the next step's
+embedding lookup reads it, and the `advance` kernel moves the GPU-side position counter (`state`) on.
+decode(n) records its n steps into a few submits and reads all n ids back once, through a persistent
+staging buffer. The RMSNorms before the attention, the feed-forward and the head are folded into the
+matrix kernels that follow them (kernels.linear(norm=...)); the ada-norm scale (1 + s_j) is folded into
+each layer's feed-forward norm gain when the delay is set.
 
 Generated positions of a decode(n) with n > 1 (file mode, catching up) are decoded speculatively: the
-model mostly repeats its last token (runs of STREAMING_PAD), so `batch` runs k positions at once with
+model mostly repeats its last token (runs of STREAMING_PAD), so `step` runs k positions at once with
 the true input in row 0 and that input guessed again for rows 1..k-1, and keeps the rows whose guessed
 inputs turned out right: the ids are exactly those of one-position-at-a-time greedy decoding. Live mode
 (decode(1)) keeps the chained single step.
@@ -29,7 +31,7 @@ F32 = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
 INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
 INITIAL_AUDIO_ROWS = 256
-SPEC_MAX = 8  # positions per speculative forward at most: q4_rows costs about one weight pass per 4 rows
+SPEC_MAX = 8  # positions per speculative forward at most: up to 8 rows, the weights are read once (q4_matvec)
 
 
 def _map_size(n_ids: int) -> int:
@@ -80,13 +82,16 @@ class DecoderStage:
 
         self.table = q4_matrix(gpu, reader.q4(TOKEN_EMBEDDINGS), limit, "token embeddings")  # [V, D], tied head
         self.layers = []
+        self.ffn_norms = []  # [D] each, on the CPU: combined with the ada scale in set_delay
         for j in range(d.n_layers):
             p = f"layers.{j}."
+            self.ffn_norms.append(reader.f32(p + "ffn_norm.weight"))
             self.layers.append(dict(
                 attn_norm=upload(gpu, reader.f32(p + "attention_norm.weight")),
-                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv"),
+                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv",
+                              row_multiple=2),  # RoPE pairs stay in one chunk
                 wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
-                ffn_norm=upload(gpu, reader.f32(p + "ffn_norm.weight")),
+                ffn_gain=empty(gpu, d.dim * F32, p + "ffn gain"),  # ffn_norm * (1 + s_j), set per delay
                 w13=gate_up_q4(gpu, reader.q4(p + "feed_forward.w1.weight"), reader.q4(p + "feed_forward.w3.weight"),
                                 limit, p + "w13"),
                 w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
@@ -100,8 +105,6 @@ class DecoderStage:
 
         b = max_batch
         self.x = empty(gpu, b * d.dim * F32, "dec x")  # [b, D] residual stream
-        self.h = empty(gpu, b * d.dim * F32, "dec h")
-        self.qkv = empty(gpu, b * (q_dim + 2 * kv_dim) * F32, "dec qkv")
         self.q = empty(gpu, b * q_dim * F32, "dec q")
         self.attn = empty(gpu, b * q_dim * F32, "dec attn")
         self.g = empty(gpu, b * d.hidden_dim * F32, "dec glu")
@@ -114,16 +117,15 @@ class DecoderStage:
         self.staging = gpu.device.create_buffer(label="ids staging", size=_map_size(IDS_CAP),
                                                 usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
         self.state = empty(gpu, 16, "dec state")  # u32 [pos0, out_idx]
-        self.cos = empty(gpu, self.table_rows * d.head_dim // 2 * F32, "dec rope cos")
-        self.sin = empty(gpu, self.table_rows * d.head_dim // 2 * F32, "dec rope sin")
+        self.rope = empty(gpu, K.rope_table_bytes(d.head_dim, self.table_rows), "dec rope")
         self.t_cond = empty(gpu, d.dim * F32, "t_cond")
         self.ada = empty(gpu, d.n_layers * d.dim * F32, "ada scales")  # [L, D]: s_j, applied as (1 + s_j)
         self.audio = AudioRing(gpu, d.dim, INITIAL_AUDIO_ROWS)
 
         ada = Program(kernels, "ada scales")
         for j, L in enumerate(self.layers):
-            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, matvec=True, tag="ada")
-            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, matvec=True, tag="ada")
+            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, tag="ada")
+            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, tag="ada")
         self.ada_program = ada.build()
         self._build()
         self.prompt: list[int] = []
@@ -133,39 +135,35 @@ class DecoderStage:
         self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
 
     def _build(self) -> None:
-        """(Re)create both step programs: at load, and when the KV or audio ring grows."""
-        self.batch = self._program("decoder batch", matvec=False)
-        self.single = self._program("decoder step", matvec=True)
-
-    def _program(self, label: str, matvec: bool) -> Program:
+        """(Re)create the step program: at load, and when the KV or audio ring grows."""
         d = self.d
         q_dim = d.n_heads * d.head_dim
-        prog = Program(self.kernels, label)
+        prog = Program(self.kernels, "decoder step")
         K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim, audio_cap=self.audio.cap)
         geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=self.kv_cap)
-        for j, L in enumerate(self.layers):
-            K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=d.dim, eps=d.norm_eps)
-            K.linear(prog, L["qkv"], self.h, self.qkv, k=d.dim, matvec=matvec, tag="qkv")
-            K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
-                      table_rows=self.table_rows, **geo)
+        for L in self.layers:
+            rope = K.RopeKV(self.rope, L["k_cache"], L["v_cache"], self.state, table_rows=self.table_rows, **geo)
+            K.linear(prog, L["qkv"], self.x, self.q, k=d.dim, norm=(L["attn_norm"], d.norm_eps), rope=rope, tag="qkv")
             K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
                         window=d.sliding_window, **geo)
-            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, matvec=matvec, tag="wo")
-            K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=d.dim, eps=d.norm_eps, ada=self.ada, ada_offset=j * d.dim)
-            K.linear(prog, L["w13"], self.h, self.g, k=d.dim, matvec=matvec, swiglu=True, tag="w13")
-            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, matvec=matvec, tag="w2")
-        K.rmsnorm(prog, self.x, self.final_norm, self.h, d=d.dim, eps=d.norm_eps)
-        K.linear(prog, self.table, self.h, self.logits, k=d.dim, matvec=matvec, tag="head")
+            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, tag="wo")
+            K.linear(prog, L["w13"], self.x, self.g, k=d.dim, swiglu=True, norm=(L["ffn_gain"], d.norm_eps), tag="w13")
+            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, tag="w2")
+        K.linear(prog, self.table, self.x, self.logits, k=d.dim, norm=(self.final_norm, d.norm_eps), tag="head")
         K.argmax(prog, self.logits, self.argmax_part, self.ids, self.tok, self.state, vocab=d.vocab_size)
         K.advance(prog, self.state)
-        return prog.build()
+        self.step = prog.build()
 
     # --- state -------------------------------------------------------------------------------------
 
     def set_delay(self, n_delay: int) -> None:
-        """Precompute the ada-norm scales s_j for this delay, on the GPU."""
+        """Precompute the ada-norm scales s_j for this delay (on the GPU, from the Q4 ada weights) and fold
+        them into the feed-forward norm gains: ffn_norm * (1 + s_j)."""
         self.gpu.queue.write_buffer(self.t_cond, 0, ref.time_conditioning(n_delay, self.d.dim))
         self.ada_program.run(1)
+        scales = read(self.gpu, self.ada, np.float32, self.d.n_layers * self.d.dim).reshape(self.d.n_layers, -1)
+        for L, w, s in zip(self.layers, self.ffn_norms, scales):
+            self.gpu.queue.write_buffer(L["ffn_gain"], 0, w * (1.0 + s))
 
     def reset(self, prompt: list[int]) -> None:
         self.prompt = list(prompt)
@@ -244,10 +242,10 @@ class DecoderStage:
         guess = self.last_id
         q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
         q.write_buffer(self.tok, 0, np.full(k, guess, dtype=np.uint32))
-        K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
-        self.batch.prepare(k)
+        K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+        self.step.prepare(k)
         encoder = self.gpu.device.create_command_encoder()
-        self.batch.record(encoder, k)
+        self.step.record(encoder, k)
         encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(k))
         q.submit([encoder.finish()])
         ids = self._read_ids(k)
@@ -275,15 +273,15 @@ class DecoderStage:
             if batched:  # known input tokens: one batched forward
                 k = min(n - done, len(self.prompt) - self.position, self.max_batch)
                 q.write_buffer(self.tok, 0, np.array(self.prompt[self.position: self.position + k], dtype=np.uint32))
-                K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
-                self.batch.prepare(k)
-                self.batch.record(encoder, k)
+                K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                self.step.prepare(k)
+                self.step.record(encoder, k)
             else:  # generated tokens chain on the GPU; with a trace, one step per submit to read logits
                 k = min(n - done, 1 if trace is not None else self.steps_per_submit)
-                K.write_rope_tables(self.gpu, self.cos, self.sin, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
-                self.single.prepare(1)
+                K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                self.step.prepare(1)
                 for _ in range(k):
-                    self.single.record(encoder, 1)
+                    self.step.record(encoder, 1)
             done += k
             self.position += k
             if done == n:

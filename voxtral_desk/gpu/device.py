@@ -108,7 +108,16 @@ def open_device(adapter_name: str | None = None, use_subgroups: bool | None = No
     raise GPUUnavailableError("no GPU adapter could be opened: " + "; ".join(errors))
 
 
+# Storage buffers the Q4 matrix kernels bind (q4_epilogue.wgsl: x, weights, scales, bias, out, norm gain,
+# RoPE table, K and V caches, position), above WebGPU's default of 8; desktop drivers offer 31 or more.
+STORAGE_BUFFERS_NEEDED = 10
+
+
 def _open(adapter, use_subgroups: bool | None) -> GPUDevice:
+    have = adapter.limits.get("max-storage-buffers-per-shader-stage", 0)
+    if have < STORAGE_BUFFERS_NEEDED:
+        raise GPUUnavailableError(f"the adapter allows {have} storage buffers per shader stage; the kernels need "
+                                  f"{STORAGE_BUFFERS_NEEDED}")
     features = []
     subgroups = "subgroup" in adapter.features and use_subgroups is not False
     if subgroups:

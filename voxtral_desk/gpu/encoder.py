@@ -50,7 +50,8 @@ class EncoderStage:
                                        reader.f32(p + "attention.wv.bias")])  # wk has no bias
             self.layers.append(dict(
                 attn_norm=upload(gpu, reader.f32(p + "attention_norm.weight")),
-                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv"),
+                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv",
+                              row_multiple=2),  # RoPE pairs stay in one chunk
                 qkv_b=upload(gpu, qkv_bias),
                 wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
                 wo_b=upload(gpu, reader.f32(p + "attention.wo.bias")),
@@ -71,8 +72,6 @@ class EncoderStage:
         self.conv_h = empty(gpu, (1 + 2 * t) * de * F32, "conv0 out")  # [1 carried + 2t, De]
         self.conv_tail = empty(gpu, de * F32, "conv0 tail")  # [De]
         self.x = empty(gpu, t * de * F32, "enc x")  # [t, De] residual stream
-        self.h = empty(gpu, t * de * F32, "enc h")
-        self.qkv = empty(gpu, t * (q_dim + 2 * kv_dim) * F32, "enc qkv")
         self.q = empty(gpu, t * q_dim * F32, "enc q")
         self.attn = empty(gpu, t * q_dim * F32, "enc attn")
         self.g = empty(gpu, t * e.hidden_dim * F32, "enc glu")
@@ -81,8 +80,7 @@ class EncoderStage:
         tokens = t // self.frames_per_token
         self.ad_h = empty(gpu, tokens * d.dim * F32, "adapter hidden")  # [tokens, D]
         self.ad_out = empty(gpu, tokens * d.dim * F32, "adapter out")
-        self.cos = empty(gpu, self.table_rows * e.head_dim // 2 * F32, "enc rope cos")
-        self.sin = empty(gpu, self.table_rows * e.head_dim // 2 * F32, "enc rope sin")
+        self.rope = empty(gpu, K.rope_table_bytes(e.head_dim, self.table_rows), "enc rope")
         self.state = empty(gpu, 16, "enc state")  # u32 pos0 of the chunk
         self.kernels = kernels
         self.reset()
@@ -107,15 +105,13 @@ class EncoderStage:
         geo = dict(n_heads=e.n_heads, n_kv=e.n_kv_heads, head_dim=e.head_dim, cap=self.kv_cap)
         q_dim = e.n_heads * e.head_dim
         for L in self.layers:
-            K.rmsnorm(prog, self.x, L["attn_norm"], self.h, d=de, eps=e.norm_eps)
-            K.linear(prog, L["qkv"], self.h, self.qkv, k=de, bias=L["qkv_b"], tag="qkv")
-            K.rope_kv(prog, self.qkv, self.cos, self.sin, self.q, L["k_cache"], L["v_cache"], self.state,
-                      table_rows=self.table_rows, **geo)
+            rope = K.RopeKV(self.rope, L["k_cache"], L["v_cache"], self.state, table_rows=self.table_rows, **geo)
+            K.linear(prog, L["qkv"], self.x, self.q, k=de, bias=L["qkv_b"], norm=(L["attn_norm"], e.norm_eps), rope=rope,
+                     tag="qkv")
             K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
                         window=e.sliding_window, **geo)
             K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, bias=L["wo_b"], accumulate=True, tag="wo")
-            K.rmsnorm(prog, self.x, L["ffn_norm"], self.h, d=de, eps=e.norm_eps)
-            K.linear(prog, L["w13"], self.h, self.g, k=de, swiglu=True, tag="w13")
+            K.linear(prog, L["w13"], self.x, self.g, k=de, swiglu=True, norm=(L["ffn_norm"], e.norm_eps), tag="w13")
             K.linear(prog, L["w2"], self.g, self.x, k=e.hidden_dim, bias=L["w2_b"], accumulate=True, tag="w2")
         K.rmsnorm(prog, self.x, self.final_norm, self.out, d=de, eps=e.norm_eps)
         # [t, De] read as [t/4, 4*De]: each token concatenates its 4 frames.
@@ -144,8 +140,7 @@ class EncoderStage:
             q = self.gpu.queue
             q.write_buffer(self.mel_in, 0, np.ascontiguousarray(x0.T, dtype=np.float32))
             q.write_buffer(self.state, 0, np.array([self.pos, 0], dtype=np.uint32))
-            K.write_rope_tables(self.gpu, self.cos, self.sin, self.pos, t, self.e.head_dim, self.e.rope_theta,
-                                self.table_rows)
+            K.write_rope_table(self.gpu, self.rope, self.pos, t, self.e.head_dim, self.e.rope_theta, self.table_rows)
             n_tok = t // self.frames_per_token
             self.sink.reserve_audio(n_tok)
             self.program.prepare(t)

@@ -1,10 +1,13 @@
 """WGSL kernels and how they are dispatched.
 
 Kernels are assembled from the files in `shaders/` (a kernel plus the shared pieces it includes) and
-built into pipelines once per device. A `Program` is a fixed sequence of dispatches and copies whose
-bind groups are created once; its per-dispatch parameters (dimensions, flags) live in one uniform
-buffer, rewritten with a single write only when the program's row count changes. Programs are
-recorded into command encoders as often as needed (the decoder records one per generated token).
+built into pipelines once per device (and once per variant: kernels with constants, such as
+q4_matvec's rows of x per slice, are built for each value they are used with). A `Program` is a fixed
+sequence of dispatches and copies whose bind groups are created once per pipeline they meet; its
+per-dispatch parameters (dimensions, flags) live in one uniform buffer, rewritten with a single write
+only when the program's row count changes, which is also when the matrix kernels' variants are chosen.
+Programs are recorded into command encoders as often as needed (the decoder records one per generated
+token).
 """
 from __future__ import annotations
 
@@ -23,36 +26,38 @@ from .device import GPUDevice
 
 # Pieces each kernel is assembled from, in order; "reduce" is the subgroup or workgroup-memory variant.
 KERNEL_SOURCES = {
-    "q4_matvec": ("reduce", "activations", "linear_out", "q4_nibbles", "q4_matvec"),
-    "q4_rows": ("reduce", "activations", "linear_out", "q4_nibbles", "q4_rows"),
+    "q4_matvec": ("reduce", "activations", "linear_out", "q4_epilogue", "q4_nibbles", "q4_matvec"),
+    "q4_tiles": ("activations", "linear_out", "q4_epilogue", "q4_nibbles", "q4_tiles"),
     "f32_rows": ("reduce", "activations", "linear_out", "f32_rows"),
     "rmsnorm": ("reduce", "rmsnorm"),
-    "rope_kv": ("rope_kv",),
     "attention": ("reduce", "attention"),
     "embed_q4": ("embed_q4",),
     "argmax_partial": ("argmax_common", "argmax_partial"),
     "argmax": ("argmax_common", "argmax"),
     "advance": ("advance",),
 }
-# Geometry of the matrix kernels: ROWS, rows of x per workgroup slice (grid z), and TEAM, f32_rows'
-# lanes per weight row; substituted into q4_rows.wgsl and f32_rows.wgsl (/*NAME*/). q4_matvec takes
-# one row of x per slice.
+# Geometry of the matrix kernels, substituted into the WGSL (/*NAME*/): ROWS, rows of x per workgroup
+# slice (grid z); TEAM, lanes per weight row; TM x TN, q4_tiles' output tile (rows of x by weight rows;
+# 64 x 64 measured best or near best on every shape of the model on an H200, benchmarks/matvec_bench.py).
+# q4_matvec is built in each of MATVEC_VARIANTS (see q4_kernel).
 KERNEL_CONSTANTS = {
-    "q4_matvec": {"ROWS": 1},
-    "q4_rows": {"ROWS": 4},
+    "q4_matvec": {"ROWS": 1, "TEAM": 32},
+    "q4_tiles": {"TM": 64, "TN": 64},
     "f32_rows": {"TEAM": 32, "ROWS": 8},
 }
+# q4_matvec (ROWS, TEAM): 32 lanes per row measured best on an H200 with one row of x, and on NVIDIA it
+# is a subgroup, summed without workgroup memory; with 8 rows, 16 lanes keep the staged x within 32 KB of
+# workgroup memory (lavapipe's limit) and measured faster in file mode on an H200 than 32.
+MATVEC_VARIANTS = ((1, 32), (2, 32), (4, 32), (8, 16))
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
+ROW_LINE = "// each row j"  # WGSL lines ending so are repeated for j = 0 .. ROWS-1
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
 MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
 USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.COPY_SRC
 
 # linear_out.wgsl flags
-BIAS, GELU, ACCUMULATE, SWIGLU = 1, 2, 4, 8
+BIAS, GELU, ACCUMULATE, SWIGLU, NORM, ROPE = 1, 2, 4, 8, 16, 32
 WORKGROUP = 256  # invocations of the matrix kernels' workgroups
-# q4 kernels: invocations per weight row (a parameter of the kernel). 32 measured best on an H200
-# (benchmarks/matvec_bench.py), and on NVIDIA it is a subgroup, whose sum needs no workgroup memory.
-Q4_TEAM = 32
 
 
 class Kernels:
@@ -73,18 +78,26 @@ class Kernels:
                 piece = "reduce_subgroup" if self.subgroups else "reduce_workgroup"
             parts.append((folder / f"{piece}.wgsl").read_text())
         src = "\n".join(parts)
-        for const, value in (constants or KERNEL_CONSTANTS.get(name, {})).items():
+        constants = constants or KERNEL_CONSTANTS.get(name, {})
+        for const, value in constants.items():
             src = src.replace(f"/*{const}*/", f"{value}u")
+        if ROW_LINE in src:  # a line per row of x, with the row's number for {j}
+            src = "\n".join("\n".join(line.replace("{j}", str(j)) for j in range(constants["ROWS"]))
+                            if line.endswith(ROW_LINE) else line for line in src.split("\n"))
         return src.replace(SUBGROUP_ARG, ", @builtin(subgroup_size) sg_size: u32" if self.subgroups else "")
 
     def pipeline(self, name: str, source: str | None = None):
-        """The kernel's pipeline; `source` overrides the assembled WGSL (kernel variants in benchmarks)."""
+        """The kernel's pipeline; `source` overrides the assembled WGSL (kernel variants)."""
         key = name if source is None else (name, source)
         if key not in self._pipelines:
             module = self.gpu.device.create_shader_module(label=name, code=source or self.source(name))
             self._pipelines[key] = self.gpu.device.create_compute_pipeline(
                 label=name, layout="auto", compute={"module": module, "entry_point": "main"})
         return self._pipelines[key]
+
+    def variant(self, name: str, constants: dict | None):
+        """The pipeline of the kernel built with these constants (None: KERNEL_CONSTANTS)."""
+        return self.pipeline(name) if constants is None else self.pipeline(name, self.source(name, constants))
 
 
 _shared: dict[tuple[int, bool], Kernels] = {}
@@ -127,18 +140,18 @@ def groups_2d(n: int) -> tuple[int, int]:
 
 Params = Callable[[int], Sequence[int | float]]
 Grid = Callable[[int], tuple[int, int, int]]
+Variant = Callable[[int], tuple[str, dict | None]]  # m -> (kernel, constants)
 
 
 @dataclass
 class _Dispatch:
-    kernel: str
+    variant: Variant
     buffers: list
     params: Params
     grid: Grid
-    tag: str = ""  # kernel class in profiles, e.g. "q4_matvec dec.w13"
+    tag: str = ""  # kernel class in profiles, e.g. "qkv"
     weight_bytes: int = 0  # weight bytes the dispatch streams (for bandwidth in profiles)
-    pipeline: object = None
-    bind_group: object = None
+    bind_groups: dict = None  # pipeline -> its bind group, made on first use
 
 
 @dataclass
@@ -158,14 +171,17 @@ class Program:
         self._param_buffer = None
         self._m: int | None = None
         self._grids: list[tuple[int, int, int] | None] = []
+        self._bound: list[tuple[str, object, object] | None] = []  # per op at the current m: kernel, pipeline, bind group
 
-    def dispatch(self, kernel: str, buffers: Sequence, params: Params, grid: Grid, tag: str = "",
+    def dispatch(self, kernel: str | Variant, buffers: Sequence, params: Params, grid: Grid, tag: str = "",
                  weight_bytes: int = 0) -> None:
-        """buffers are the storage bindings 1, 2, ... of the kernel, bound whole (binding 0 is its
+        """kernel: a kernel name, or m -> (name, constants) for kernels whose variant depends on the row
+        count. buffers are the storage bindings 1, 2, ... of the kernel, bound whole (binding 0 is its
         parameters); None skips a number. tag names the kernel class in profiles."""
         if self._param_buffer is not None:
             raise RuntimeError("program already built")
-        self.ops.append(_Dispatch(kernel, list(buffers), params, grid, f"{kernel} {tag}".strip(), weight_bytes))
+        variant = kernel if callable(kernel) else (lambda m, name=kernel: (name, None))
+        self.ops.append(_Dispatch(variant, list(buffers), params, grid, tag, weight_bytes, {}))
 
     def copy(self, regions: Callable[[int], list[tuple]]) -> None:
         self.ops.append(_Copy(regions))
@@ -175,17 +191,21 @@ class Program:
         self._param_buffer = self.gpu.device.create_buffer(
             label=f"{self.label} params", size=max(1, len(dispatches)) * PARAM_SLOT,
             usage=wgpu.BufferUsage.UNIFORM | wgpu.BufferUsage.COPY_DST)
-        for i, op in enumerate(dispatches):
-            pipeline = op.pipeline = self.kernels.pipeline(op.kernel)
-            entries = [{"binding": 0, "resource": {"buffer": self._param_buffer, "offset": i * PARAM_SLOT,
+        return self
+
+    def _bind(self, op: _Dispatch, slot: int, m: int) -> tuple[str, object, object]:
+        name, constants = op.variant(m)
+        pipeline = self.kernels.variant(name, constants)
+        if pipeline not in op.bind_groups:
+            entries = [{"binding": 0, "resource": {"buffer": self._param_buffer, "offset": slot * PARAM_SLOT,
                                                    "size": PARAM_SLOT}}]
             for b, buf in enumerate(op.buffers, start=1):
-                if buf is None:  # a binding number the kernel variant does not declare
+                if buf is None:  # a binding number the kernel does not declare
                     continue
                 entries.append({"binding": b, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
-            op.bind_group = self.gpu.device.create_bind_group(
-                label=f"{self.label} {op.kernel}", layout=pipeline.get_bind_group_layout(0), entries=entries)
-        return self
+            op.bind_groups[pipeline] = self.gpu.device.create_bind_group(
+                label=f"{self.label} {name}", layout=pipeline.get_bind_group_layout(0), entries=entries)
+        return name, pipeline, op.bind_groups[pipeline]
 
     def prepare(self, m: int) -> None:
         """Set the row count for the next recordings: one buffer write when it changed. Every recording
@@ -200,6 +220,8 @@ class Program:
                 words[i, j] = np.float32(v).view(np.uint32) if isinstance(v, float) else np.uint32(v)
         self.gpu.queue.write_buffer(self._param_buffer, 0, words)
         self._grids = [op.grid(m) if isinstance(op, _Dispatch) else None for op in self.ops]
+        slots = iter(range(len(dispatches)))
+        self._bound = [self._bind(op, next(slots), m) if isinstance(op, _Dispatch) else None for op in self.ops]
         self._m = m
 
     def record(self, encoder, m: int) -> None:
@@ -211,14 +233,17 @@ class Program:
         else:
             self.encode(encoder, m)
 
-    def dispatches(self) -> list["_Dispatch"]:
-        """The dispatches the current row count actually runs (empty grids are skipped)."""
-        return [op for op, g in zip(self.ops, self._grids) if isinstance(op, _Dispatch) and g[0] * g[1] * g[2]]
+    def dispatches(self) -> list[str]:
+        """Profile tags ("kernel tag") of the dispatches the current row count actually runs (empty grids
+        are skipped), in order."""
+        return [f"{bound[0]} {op.tag}".strip() for op, g, bound in zip(self.ops, self._grids, self._bound)
+                if isinstance(op, _Dispatch) and g[0] * g[1] * g[2]]
 
     def encode(self, encoder, m: int, around: Callable | None = None) -> None:
-        """Record the ops; around(cpass, op, before) is called on both sides of each dispatch (profiling)."""
+        """Record the ops; around(cpass, (tag, weight bytes), before) is called on both sides of each
+        dispatch (profiling)."""
         cpass = None
-        for op, grid in zip(self.ops, self._grids):
+        for op, grid, bound in zip(self.ops, self._grids, self._bound):
             if isinstance(op, _Copy):
                 if cpass is not None:
                     cpass.end()
@@ -232,12 +257,13 @@ class Program:
             if cpass is None:
                 cpass = encoder.begin_compute_pass()
             if around:
-                around(cpass, op, True)
-            cpass.set_pipeline(op.pipeline)
-            cpass.set_bind_group(0, op.bind_group)
+                what = (f"{bound[0]} {op.tag}".strip(), op.weight_bytes)
+                around(cpass, what, True)
+            cpass.set_pipeline(bound[1])
+            cpass.set_bind_group(0, bound[2])
             cpass.dispatch_workgroups(gx, gy, gz)
             if around:
-                around(cpass, op, False)
+                around(cpass, what, False)
         if cpass is not None:
             cpass.end()
 
@@ -261,7 +287,7 @@ class Profiler:
         if not all(f in gpu.device.features for f in self.FEATURES):
             raise RuntimeError(f"{gpu.name} lacks {' and '.join(self.FEATURES)}")
         self.gpu = gpu
-        self._pending: list[tuple[object, str, list[_Dispatch]]] = []  # (resolve buffer, program, ops)
+        self._pending: list[tuple[object, str, list[tuple[str, int]]]] = []  # (resolve buffer, program, [(tag, bytes)])
         self.reset()
 
     def reset(self) -> None:
@@ -279,10 +305,10 @@ class Profiler:
         qs = self.gpu.device.create_query_set(type="timestamp", count=max(2, 2 * n))
         timed = []
 
-        def stamp(cpass, op, before):
+        def stamp(cpass, what, before):
             write_timestamp(cpass, qs, 2 * len(timed) + (0 if before else 1))
             if not before:
-                timed.append(op)
+                timed.append(what)
 
         prog.encode(encoder, m, stamp)
         if n:
@@ -294,13 +320,13 @@ class Profiler:
 
     def collect(self) -> None:
         """Read the timestamps of everything recorded so far (call after the work was submitted)."""
-        for buf, label, ops in self._pending:
+        for buf, label, timed in self._pending:
             t = np.frombuffer(self.gpu.queue.read_buffer(buf), dtype=np.uint64).astype(np.int64)
-            for op, dt in zip(ops, t[1::2] - t[0::2]):
-                key = f"{label}: {op.tag}"
+            for (tag, nbytes), dt in zip(timed, t[1::2] - t[0::2]):
+                key = f"{label}: {tag}"
                 self.gpu_ns[key] += float(dt)  # Vulkan on NVIDIA and lavapipe: 1 tick = 1 ns
                 self.calls[key] += 1
-                self.bytes[key] += op.weight_bytes
+                self.bytes[key] += nbytes
         self._pending.clear()
 
     def summary(self) -> dict:
@@ -324,55 +350,98 @@ def _same(m: int) -> int:
     return m
 
 
+def q4_kernel(m: int) -> tuple[str, dict | None]:
+    """The Q4 kernel for m rows of x: up to 8 rows go to q4_matvec in one slice of the smallest variant
+    that holds them (each weight word is then read once); more rows to the tiled q4_tiles."""
+    for rows, team in MATVEC_VARIANTS:
+        if m <= rows:
+            return "q4_matvec", {"ROWS": rows, "TEAM": team}
+    return "q4_tiles", None
+
+
+@dataclass(frozen=True)
+class RopeKV:
+    """Where the fused q|k|v projection's epilogue (linear(rope=...)) puts its rows: q rotated into
+    linear's out [m, n_heads * head_dim], k rotated and v as they are into the KV ring at slot pos % cap,
+    for x row m at position state.pos0 + m."""
+    table: object  # [table_rows, head_dim/2] (cos, sin), see write_rope_table
+    k_cache: object  # [cap, n_kv * head_dim]
+    v_cache: object
+    state: object  # u32 [pos0, out_idx]
+    n_heads: int
+    n_kv: int
+    head_dim: int
+    cap: int
+    table_rows: int
+
+
 def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out_stride: int | None = None,
            out_base: int = 0, bias=None, gelu: bool = False, accumulate: bool = False,
-           rows: Callable[[int], int] = _same, matvec: bool = False, swiglu: bool = False, tag: str = "") -> None:
-    """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix).
-    matvec: x has one row (decoding), for the Q4 kernel tuned for it; otherwise x rows go in slices.
+           rows: Callable[[int], int] = _same, swiglu: bool = False, norm: tuple | None = None,
+           rope: RopeKV | None = None, tag: str = "") -> None:
+    """out[rows(m), w.rows] (+)= act(x . w^T + bias), one dispatch per row chunk of w (see weights.Matrix);
+    the Q4 kernel is chosen by the row count (q4_kernel).
     swiglu: w is a gate|up pair matrix (weights.gate_up_q4) and out[rows(m), w.rows/2] = silu(w1.x) * w3.x
-    (no bias, activation or accumulation). tag: the weight's name in profiles."""
+    (no bias, activation or accumulation).
+    norm: (gain buffer [k], eps): x is RMS-normalised with that gain first (Q4 weights only).
+    rope: w is the fused q|k|v projection (chunks of whole row pairs); its rows (+ bias) are rotated and
+    stored as RopeKV says (no activation or accumulation).
+    tag: the weight's name in profiles."""
     x_stride = k if x_stride is None else x_stride
     out_stride = (w.rows // 2 if swiglu else w.rows) if out_stride is None else out_stride
     flags = (BIAS if bias is not None else 0) | (GELU if gelu else 0) | (ACCUMULATE if accumulate else 0)
+    pairs = any(c.row0 % 2 or c.rows % 2 for c in w.chunks)
     if swiglu:
-        if flags or not w.quantized or any(c.row0 % 2 or c.rows % 2 for c in w.chunks):
+        if flags or not w.quantized or pairs:
             raise ValueError("the SwiGLU epilogue takes a Q4 gate|up matrix of whole row pairs, nothing else")
         flags = SWIGLU
-    bias_buf = bias if bias is not None else dummy(prog.gpu)
-    if matvec and not w.quantized:
-        raise ValueError("the matrix-vector kernel reads Q4_0 weights")
+    if rope is not None:
+        if flags & (GELU | ACCUMULATE) or swiglu or not w.quantized or pairs or rope.head_dim % 2:
+            raise ValueError("the RoPE epilogue takes a Q4 q|k|v matrix of whole row pairs, a bias at most")
+        flags |= ROPE
     if w.quantized and (x_stride % 4 or k % 32):
         raise ValueError("q4 kernels read x as vec4 and whole blocks")
-    kernel = ("q4_matvec" if matvec else "q4_rows") if w.quantized else "f32_rows"
-    geo = KERNEL_CONSTANTS[kernel]
-    team, x_rows = Q4_TEAM if w.quantized else geo["TEAM"], geo["ROWS"]
+    if norm is not None and not w.quantized:
+        raise ValueError("the folded RMSNorm is a feature of the Q4 kernels")
+    gain, eps = norm if norm is not None else (dummy(prog.gpu), 0.0)
+    flags |= NORM if norm is not None else 0
+    bias_buf = bias if bias is not None else dummy(prog.gpu)
+    if rope is not None:
+        rope_geo = (rope.head_dim, rope.n_heads * rope.head_dim, rope.n_kv * rope.head_dim, rope.cap, rope.table_rows)
+        rope_bufs = [rope.table, rope.k_cache, rope.v_cache, rope.state]
+    else:
+        rope_geo = (0, 0, 0, 1, 1)
+        rope_bufs = [dummy(prog.gpu), dummy(prog.gpu, "k"), dummy(prog.gpu, "v"), dummy(prog.gpu)]
+    if w.quantized:
+        def variant(m):
+            return q4_kernel(rows(m))
+    else:
+        def variant(m):
+            return "f32_rows", None
     for c in w.chunks:
         def params(m, c=c):
-            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, team)
+            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, float(eps), *rope_geo)
 
         def grid(m, c=c):
-            gx, gy = groups_2d(math.ceil(c.rows / (WORKGROUP // team)))
-            return gx, gy, math.ceil(rows(m) / x_rows)
+            name, constants = variant(m)
+            geo = constants or KERNEL_CONSTANTS[name]
+            if name == "q4_tiles":  # tiles of TN weight rows by TM rows of x
+                return *groups_2d(math.ceil(c.rows / geo["TN"])), math.ceil(rows(m) / geo["TM"])
+            # q4_matvec: teams of TEAM lanes per two weight rows (f32_rows: per row), slices of ROWS rows of x
+            per_team = 2 if name == "q4_matvec" else 1
+            return (*groups_2d(math.ceil(c.rows / (per_team * WORKGROUP // geo["TEAM"]))),
+                    math.ceil(rows(m) / geo["ROWS"]))
 
-        nbytes = c.rows * (k // 32 * 20 if w.quantized else k * 4)  # the weight itself (without padding)
+        nbytes = c.rows * (k // 32 * 18 if w.quantized else k * 4)  # the weight itself (without padding)
         weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
-        prog.dispatch(kernel, [x, *weights, bias_buf, out], params, grid, tag, nbytes)
+        extra = [gain, *rope_bufs] if w.quantized else []  # q4_epilogue.wgsl's bindings
+        prog.dispatch(variant, [x, *weights, bias_buf, out, *extra], params, grid, tag, nbytes)
 
 
-def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float, ada=None, ada_offset: int = 0) -> None:
-    """out = x / sqrt(mean(x^2) + eps) * w [* (1 + ada[ada_offset:ada_offset+d])], per row."""
-    flags = 1 if ada is not None else 0
-    prog.dispatch("rmsnorm", [x, w, ada if ada is not None else dummy(prog.gpu), out],
-                  lambda m: (m, d, float(eps), ada_offset, flags),
-                  lambda m: (*groups_2d(m), 1))
-
-
-def rope_kv(prog: Program, qkv, cos, sin, q, k_cache, v_cache, state, *, n_heads: int, n_kv: int,
-            head_dim: int, cap: int, table_rows: int) -> None:
-    per_row = (n_heads + 2 * n_kv) * head_dim // 2
-    prog.dispatch("rope_kv", [qkv, cos, sin, q, k_cache, v_cache, state],
-                  lambda m: (m, n_heads, n_kv, head_dim, cap, table_rows),
-                  lambda m: (math.ceil(per_row / 64), m, 1))
+def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float) -> None:
+    """out = x / sqrt(mean(x^2) + eps) * w, per row (where the norm cannot be folded into the next
+    matrix kernel: linear(norm=...))."""
+    prog.dispatch("rmsnorm", [x, w, out], lambda m: (m, d, float(eps)), lambda m: (*groups_2d(m), 1))
 
 
 def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n_kv: int, head_dim: int,
@@ -413,14 +482,16 @@ def advance(prog: Program, state) -> None:
     prog.dispatch("advance", [state], lambda m: (m,), lambda m: (1, 1, 1))
 
 
-_dummies: dict[int, object] = {}
+_dummies: dict[tuple[int, str], object] = {}
 
 
-def dummy(gpu: GPUDevice):
-    """A small buffer bound where a kernel's optional input (bias, ada scale) is switched off."""
-    key = id(gpu.device)
+def dummy(gpu: GPUDevice, role: str = "input"):
+    """A small buffer bound where a kernel's optional binding (bias, norm gain, KV cache) is switched
+    off. Inputs share one; each writable binding needs its own ("k", "v"): a buffer cannot be bound
+    writable next to another binding of itself."""
+    key = (id(gpu.device), role)
     if key not in _dummies:
-        _dummies[key] = empty(gpu, 16, "unused")
+        _dummies[key] = empty(gpu, 16, f"unused {role}")
     return _dummies[key]
 
 
@@ -435,16 +506,19 @@ def ring_runs(start: int, stop: int, *caps: int) -> list[tuple[int, int]]:
     return runs
 
 
-def write_rope_tables(gpu: GPUDevice, cos_buf, sin_buf, pos0: int, n: int, head_dim: int, theta: float,
-                      table_rows: int) -> None:
-    """cos/sin of positions pos0 .. pos0+n into rows p % table_rows, computed by the reference's own
-    function so the GPU rotates by bit-identical angles."""
+def rope_table_bytes(head_dim: int, table_rows: int) -> int:
+    return table_rows * head_dim // 2 * 8
+
+
+def write_rope_table(gpu: GPUDevice, table, pos0: int, n: int, head_dim: int, theta: float, table_rows: int) -> None:
+    """(cos, sin) pairs [hd/2, 2] of positions pos0 .. pos0+n into rows p % table_rows of `table`, computed
+    by the reference's own function so the GPU rotates by bit-identical angles."""
     cos, sin = rope_tables(np.arange(pos0, pos0 + n), head_dim, theta)
-    row = head_dim // 2 * 4
+    pairs = np.stack([cos, sin], axis=-1)  # [n, hd/2, 2]
+    row = head_dim // 2 * 8
     for p, count in ring_runs(pos0, pos0 + n, table_rows):
         i = p - pos0
-        gpu.queue.write_buffer(cos_buf, (p % table_rows) * row, cos[i: i + count])
-        gpu.queue.write_buffer(sin_buf, (p % table_rows) * row, sin[i: i + count])
+        gpu.queue.write_buffer(table, (p % table_rows) * row, pairs[i: i + count])
 
 
 def buffer_bytes(*objects) -> int:

@@ -1,5 +1,5 @@
 """Weights on the GPU. Q4_0 matrices stay 4-bit: repacked at load (quant.split_q4_0, then interleave_q4) into
-f32 scales and 32-bit nibble words, in groups of four blocks. Any matrix larger than the binding limit is
+their f16 scales and 32-bit nibble words, in groups of four blocks (18 bytes per block, as in the file). Any matrix larger than the binding limit is
 split by rows into chunks with buffers of their own; every kernel that reads weights runs once per chunk."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .kernels import upload
 class Chunk:
     row0: int
     rows: int
-    buffers: tuple  # Q4_0: (nibbles [rows, G, 4, 4] u32, scales [rows, G, 4] f32, see interleave_q4); f32: (w [rows, K],)
+    buffers: tuple  # Q4_0: (nibbles [rows, G, 4, 4] u32, scales [rows, G, 4] f16, see interleave_q4); f32: (w [rows, K],)
 
 
 @dataclass
@@ -43,7 +43,7 @@ def interleave_q4(scales: np.ndarray, nibbles: np.ndarray) -> tuple[np.ndarray, 
     rows, nb = scales.shape
     pad = -nb % 4
     if pad:
-        scales = np.concatenate([scales, np.zeros((rows, pad), np.float32)], axis=1)
+        scales = np.concatenate([scales, np.zeros((rows, pad), scales.dtype)], axis=1)
         nibbles = np.concatenate([nibbles, np.full((rows, pad, 4), 0x88888888, np.uint32)], axis=1)
     g = (nb + pad) // 4
     words = nibbles.reshape(rows, g, 4, 4).transpose(0, 1, 3, 2)

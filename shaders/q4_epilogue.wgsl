@@ -1,0 +1,56 @@
+// Inputs and epilogues of the Q4 matrix kernels beyond linear_out.wgsl's: the folded RMSNorm's gain
+// (FLAG_NORM) and the stores of output rows that come in adjacent pairs (FLAG_SWIGLU, FLAG_ROPE). The
+// including kernel declares bindings 0-5 (p, x, weights, bias, out).
+
+struct State {
+    pos0: u32, // position of x row 0
+    out_idx: u32,
+}
+
+@group(0) @binding(6) var<storage, read> gain: array<vec4<f32>>;          // [k/4], FLAG_NORM
+@group(0) @binding(7) var<storage, read> rope: array<vec2<f32>>;          // [table_rows, head_dim/2] (cos, sin), FLAG_ROPE
+@group(0) @binding(8) var<storage, read_write> k_cache: array<f32>;       // [kv_cap, kv_dim], FLAG_ROPE
+@group(0) @binding(9) var<storage, read_write> v_cache: array<f32>;       // [kv_cap, kv_dim], FLAG_ROPE
+@group(0) @binding(10) var<storage, read> state: State;                   // FLAG_ROPE
+
+// FLAG_ROPE: the fused q|k|v projection's rows e (even), e+1 of x row m, bias included. q and k pairs
+// are rotated by interleaved (GPT-J) RoPE at position state.pos0 + m (cos/sin from a ring table filled
+// on the CPU with the reference's formula, so the angles are bit-identical); q goes to out [m, q_dim],
+// k and v to the KV ring at slot pos % kv_cap. So no separate pass re-reads the projection.
+fn store_rope(m: u32, e: u32, even: f32, odd: f32) {
+    let pos = state.pos0 + m;
+    let slot = (pos % p.kv_cap) * p.kv_dim;
+    if (e >= p.q_dim + p.kv_dim) {
+        let i = slot + e - p.q_dim - p.kv_dim;
+        v_cache[i] = even;
+        v_cache[i + 1u] = odd;
+        return;
+    }
+    let cs = rope[(pos % p.table_rows) * (p.head_dim / 2u) + (e % p.head_dim) / 2u];
+    let r_even = even * cs.x - odd * cs.y;
+    let r_odd = even * cs.y + odd * cs.x;
+    if (e < p.q_dim) {
+        out[m * p.q_dim + e] = r_even;
+        out[m * p.q_dim + e + 1u] = r_odd;
+    } else {
+        let i = slot + e - p.q_dim;
+        k_cache[i] = r_even;
+        k_cache[i + 1u] = r_odd;
+    }
+}
+
+// The store of adjacent output rows n (even) and n + 1 of x row m under FLAG_SWIGLU or FLAG_ROPE; the
+// kernels hold both rows' sums in one invocation (chunks hold whole pairs: col0 is even, n + 1 < p.n).
+fn store_pair(m: u32, n: u32, even: f32, odd: f32) {
+    if ((p.flags & FLAG_SWIGLU) != 0u) {
+        out[p.out_base + m * p.out_stride + (p.col0 + n) / 2u] = even / (1.0 + exp(-even)) * odd;
+        return;
+    }
+    var a = even;
+    var b = odd;
+    if ((p.flags & FLAG_BIAS) != 0u) {
+        a += bias[p.col0 + n];
+        b += bias[p.col0 + n + 1u];
+    }
+    store_rope(m, p.col0 + n, a, b);
+}
