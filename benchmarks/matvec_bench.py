@@ -1,7 +1,7 @@
 """Effective weight bandwidth and arithmetic rate of the Q4_0 matrix kernels on the model's real shapes,
 per kernel variant, from GPU timestamps: q4_matvec (lanes per row TEAM and rows of x per slice ROWS,
-constants) on the decoder's matrices with one row of x, and on the encoder's with 4 (a live step)
-and the decoder's with 2 and 8 (speculative decoding); q4_tiles (output tiles of TM rows of x by TN
+constants) on the decoder's matrices with one row of x, and on the encoder's with 4 rows (a live step)
+and the decoder's with 2 and 8 (speculative decoding), each in one slice and in slices of two; q4_tiles (output tiles of TM rows of x by TN
 weight rows, constants) on the encoder's, decoder's and adapter's shapes with 32 to 128 rows.
 
     python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
@@ -27,10 +27,14 @@ from voxtral_desk.gpu.kernels import Kernels, empty, upload
 # (name, rows n, inputs k) of the full decoder
 SHAPES = [("qkv", 6144, 3072), ("wo", 3072, 4096), ("w13", 18432, 3072), ("w2", 3072, 9216), ("head", 131072, 3072)]
 VARIANTS = [16, 32, 64]  # TEAM
-# (name, n, k, rows of x) for q4_matvec with several rows (ROWS = the rows), and its TEAM variants
+# (name, n, k, rows of x) for q4_matvec with several rows, and its (ROWS, TEAM) variants that hold
+# them in one slice (ROWS = the rows) or in slices of two (what the engine uses, kernels.q4_kernel)
 ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2", 1280, 5120, 4),
               ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8), ("dec w2", 3072, 9216, 8)]
-ROW_VARIANTS = [16, 32]  # TEAM
+
+
+def row_variants(m: int) -> list[tuple[int, int]]:
+    return sorted({(2, 32), (m, 16), (m, 32)})
 # (name, n, k, rows of x) for q4_tiles, and its (TM, TN) variants per number of rows
 TILE_SHAPES = [("enc qkv", 3840, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
                ("dec w13", 18432, 3072, 39), ("dec qkv", 6144, 3072, 39), ("adapter 0", 3072, 5120, 32)]
@@ -76,7 +80,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     results = []
     cases = [(name, n, k, 1, "q4_matvec", {"ROWS": 1, "TEAM": t}) for name, n, k in SHAPES for t in VARIANTS]
-    cases += [(name, n, k, m, "q4_matvec", {"ROWS": m, "TEAM": t}) for name, n, k, m in ROW_SHAPES for t in ROW_VARIANTS]
+    cases += [(name, n, k, m, "q4_matvec", {"ROWS": r, "TEAM": t}) for name, n, k, m in ROW_SHAPES
+              for r, t in row_variants(m)]
     cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
               for tm, tn in tiles or TILE_VARIANTS[m]]
     cases = [c for c in cases if c[4] in args.kernels]

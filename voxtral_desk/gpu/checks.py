@@ -72,10 +72,10 @@ def _kernel_name(m: int) -> str:
 
 def _linear_checks(b: _Bench) -> list[KernelCheck]:
     out = []
-    # (rows of x, weight rows, rows per chunk, k, x stride), one case per q4 kernel variant (chosen by
-    # the rows of x): 3 chunks, the last partial (and rows past it inside a workgroup); a row of 40
-    # blocks, more than one loop trip with the last partial; 41 blocks (a padded group); slices of rows
-    # of x, the last partial, over 2 chunks.
+    # (rows of x, weight rows, rows per chunk, k, x stride), covering each q4 kernel variant (chosen by
+    # the rows of x: one row, slices of two, tiles): 3 chunks of odd row counts, the last partial (and
+    # rows past it inside a workgroup); a row of 40 blocks, more than one loop trip with the last
+    # partial; 41 blocks (a padded group); slices of rows of x, the last partial; two tile rows of x.
     for m, n, chunk_rows, k, x_stride in ((1, 37, 13, 96, 100), (2, 21, 21, 1280, 1284), (3, 37, 13, 96, 100),
                                           (7, 30, 11, 1312, 1312), (70, 150, 100, 1312, 1316)):
         kname = _kernel_name(m)

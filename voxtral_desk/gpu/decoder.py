@@ -31,7 +31,7 @@ F32 = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
 INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
 INITIAL_AUDIO_ROWS = 256
-SPEC_MAX = 8  # positions per speculative forward at most: up to 8 rows, the weights are read once (q4_matvec)
+SPEC_MAX = K.MATVEC_MAX_ROWS  # positions per speculative forward at most (rows q4_matvec takes)
 
 
 def _map_size(n_ids: int) -> int:

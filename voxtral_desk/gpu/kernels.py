@@ -39,16 +39,16 @@ KERNEL_SOURCES = {
 # Geometry of the matrix kernels, substituted into the WGSL (/*NAME*/): ROWS, rows of x per workgroup
 # slice (grid z); TEAM, lanes per weight row; TM x TN, q4_tiles' output tile (rows of x by weight rows;
 # 64 x 64 measured best or near best on every shape of the model on an H200, benchmarks/matvec_bench.py).
-# q4_matvec is built in each of MATVEC_VARIANTS (see q4_kernel).
+# q4_matvec is built with ROWS 1 and 2 (see q4_kernel).
 KERNEL_CONSTANTS = {
     "q4_matvec": {"ROWS": 1, "TEAM": 32},
     "q4_tiles": {"TM": 64, "TN": 64},
     "f32_rows": {"TEAM": 32, "ROWS": 8},
 }
-# q4_matvec (ROWS, TEAM): 32 lanes per row measured best on an H200 with one row of x, and on NVIDIA it
-# is a subgroup, summed without workgroup memory; with 8 rows, 16 lanes keep the staged x within 32 KB of
-# workgroup memory (lavapipe's limit) and measured faster in file mode on an H200 than 32.
-MATVEC_VARIANTS = ((1, 32), (2, 32), (4, 32), (8, 16))
+# Rows of x up to which q4_matvec is used: one row alone, more in slices of two rows (grid z). On an H200
+# slices of two beat slices of 4 or 8 rows (the slices' repeated weight reads hit L2, and a lane's
+# arithmetic per weight grows with its rows): decode 569 against 509 tokens/s, the same live step.
+MATVEC_MAX_ROWS = 8
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
 ROW_LINE = "// each row j"  # WGSL lines ending so are repeated for j = 0 .. ROWS-1
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
@@ -351,11 +351,10 @@ def _same(m: int) -> int:
 
 
 def q4_kernel(m: int) -> tuple[str, dict | None]:
-    """The Q4 kernel for m rows of x: up to 8 rows go to q4_matvec in one slice of the smallest variant
-    that holds them (each weight word is then read once); more rows to the tiled q4_tiles."""
-    for rows, team in MATVEC_VARIANTS:
-        if m <= rows:
-            return "q4_matvec", {"ROWS": rows, "TEAM": team}
+    """The Q4 kernel for m rows of x: up to MATVEC_MAX_ROWS go to q4_matvec (one row, or slices of two),
+    more to the tiled q4_tiles."""
+    if m <= MATVEC_MAX_ROWS:
+        return "q4_matvec", {"ROWS": min(m, 2), "TEAM": 32}
     return "q4_tiles", None
 
 
