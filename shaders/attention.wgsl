@@ -2,11 +2,11 @@
 // (head, query row). Query row m is at position pos = state.pos0 + m and sees keys lo..pos with
 // lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Keys go in chunks of CHUNK with an
 // online softmax (running maximum, earlier sums rescaled): each invocation scores four keys of the chunk
-// (so one chunk covers the encoder's whole window and the decoder's first 1024 positions: the chunk's
-// reductions and barriers, which set the latency of a step's attention, are paid once), and the
-// weighted sum of values is split over G groups of L = head_dim/4 invocations, each owning one vec4 of
-// the output and taking keys g, g+G, ... of the chunk, so value rows are read coalesced and many keys
-// are in flight at once; the G partial sums are added at the end. head_dim % 4 == 0, <= 256.
+// (so the encoder's whole window and the decoder's first 1024 positions take one round of reductions
+// and barriers), and the weighted sum of values is split over G groups of L = head_dim/4 invocations,
+// each owning one vec4 of the output and taking keys g, g+G, ... of the chunk, so value rows are read
+// coalesced and many keys are in flight at once; the G partial sums are added at the end.
+// head_dim % 4 == 0, <= 256.
 
 struct AttnParams {
     m: u32,

@@ -16,7 +16,7 @@
 
 const WG: u32 = 256u;
 const ROWS: u32 = /*ROWS*/; // rows of x per slice
-const TEAM: u32 = /*TEAM*/; // invocations per weight row
+const TEAM: u32 = /*TEAM*/; // invocations per pair of weight rows
 const GROUPS: u32 = TEAM / 4u; // groups of four blocks a team takes per trip
 const SPAN: u32 = GROUPS * 32u; // vec4s of a row of x per trip (128 elements per group)
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from voxtral_desk.app.hotkey import (HotkeyManager, PlatformSupport, TextInjector, X11HotkeyListener, parse_hotkey,
-                                     platform_support)
+from voxtral_desk.app.hotkey import (HotkeyManager, PlatformSupport, TextInjector, X11HotkeyListener,
+                                     map_missing_keysyms, parse_hotkey, platform_support)
 from x11_helpers import have, start_target, start_xvfb, stop, xdotool
 
 X11 = {"DISPLAY": ":5"}
@@ -111,13 +111,24 @@ def test_type_into_the_focused_application(qtbot, xserver, tmp_path):
     target = start_target(xserver, out)
     try:
         injector = TextInjector(platform_support())
-        text = "hello wörld, ça va?"
+        text = "hello wörld, ça va? ✓"
         with qtbot.waitSignal(injector.finished, timeout=10000) as blocker:
             injector.inject(text, "type")
         assert blocker.args == [f"Typed {len(text)} characters."]
         qtbot.waitUntil(lambda: out.read_text() == text, timeout=5000)
     finally:
         stop(target)
+
+
+def test_characters_missing_from_the_layout_are_mapped_once(xserver):
+    from Xlib import display
+
+    session = display.Display()  # a client stays connected, as in a desktop session (Xvfb resets without)
+    try:
+        assert map_missing_keysyms("wörld ✓ abc") == 2  # Xvfb's US layout has neither
+        assert map_missing_keysyms("ö ✓ ö") == 0  # still mapped: reused
+    finally:
+        session.close()
 
 
 def test_unknown_key_is_reported(qtbot, xserver):

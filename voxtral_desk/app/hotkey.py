@@ -265,6 +265,10 @@ class TextInjector(QObject):
             QGuiApplication.clipboard().setText(text)
             self.finished.emit("Copied to the clipboard.")
         elif mode == "type":
+            try:
+                map_missing_keysyms(text)
+            except Exception as e:  # xdotool still types them, remapping a key for each, less reliably
+                log.warning("could not map the keys of the text's characters: %s", e)
             self._run(["type", "--clearmodifiers", "--delay", "8", "--", text], f"Typed {len(text)} characters.")
         elif mode == "paste":
             clipboard = QGuiApplication.clipboard()
@@ -311,6 +315,36 @@ class TextInjector(QObject):
         if self._saved is not None and clipboard.text() == self._pasted_text:
             clipboard.setMimeData(self._saved)
         self._saved = None
+
+
+def _keysym(char: str) -> int:
+    """The X keysym of a character: Latin-1 code points are their own keysyms, others 0x01000000 + code."""
+    code = ord(char)
+    return code if code < 0x100 else 0x01000000 + code
+
+
+def map_missing_keysyms(text: str) -> int:
+    """Map the characters of `text` that the keyboard layout lacks onto unused keycodes before xdotool
+    types it. Otherwise xdotool maps a key for each such character, presses it and maps it back at once,
+    and a busy application that fetches the keymap only after that sees no character (measured on
+    Xvfb with the CPU busy: the 'ö' of "wörld" lost in most runs). The keys stay mapped (they are not on
+    the keyboard), so later texts reuse them; when no unused keycode is left, xdotool's own way remains.
+    Returns how many characters were mapped."""
+    from Xlib import display
+
+    d = display.Display()
+    try:
+        first = d.display.info.min_keycode
+        mapping = d.get_keyboard_mapping(first, d.display.info.max_keycode - first + 1)
+        present = {keysym for row in mapping for keysym in row}
+        wanted = [k for k in dict.fromkeys(_keysym(c) for c in text if ord(c) >= 0x80) if k not in present]
+        spare = [first + i for i, row in enumerate(mapping) if not any(row)]
+        for keycode, keysym in zip(spare, wanted):
+            d.change_keyboard_mapping(keycode, [[keysym] * len(mapping[0])])
+        d.sync()
+        return min(len(spare), len(wanted))
+    finally:
+        d.close()
 
 
 def _copy_mime(source: QMimeData | None) -> QMimeData:

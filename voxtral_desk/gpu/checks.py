@@ -104,7 +104,7 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
 
 def _norm_checks(b: _Bench) -> list[KernelCheck]:
     """The RMSNorm folded into the q4 kernels (FLAG_NORM) with a bias: a padded last group (41 blocks,
-    whose clamped x reads must not count in the sum of squares), 1, 5 and 19 rows of x."""
+    whose padding must not add to the sum of squares), 1, 5 and 19 rows of x."""
     out = []
     n, k, eps = 45, 1312, 1e-5
     w, wf = b.q4(n, k, limit=20 * q4_row_bytes(k))

@@ -1,6 +1,7 @@
 """Weights on the GPU. Q4_0 matrices stay 4-bit: repacked at load (quant.split_q4_0, then interleave_q4) into
-their f16 scales and 32-bit nibble words, in groups of four blocks (18 bytes per block, as in the file). Any matrix larger than the binding limit is
-split by rows into chunks with buffers of their own; every kernel that reads weights runs once per chunk."""
+their f16 scales and 32-bit nibble words, in groups of four blocks (18 bytes per block, as in the file).
+Any matrix larger than the binding limit is split by rows into chunks with buffers of their own; every
+kernel that reads weights runs once per chunk."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ def _row_ranges(rows: int, row_bytes: int, limit: int, multiple: int = 1) -> lis
 def interleave_q4(scales: np.ndarray, nibbles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """split_q4_0's [rows, nb] scales and [rows, nb, 4] words -> rows of G = ceil(nb/4) groups of four
     blocks: scales [rows, G, 4] and words [rows, G, 4 (word c), 4 (block t)], so that one 16-byte load
-    brings word c of four consecutive blocks (q4_matvec.wgsl: four lanes share a group, each streaming
-    16 bytes). Rows are padded to whole groups with blocks of scale 0 and q = 8, which are exactly 0."""
+    brings word c of four consecutive blocks (q4_matvec.wgsl: four lanes share a group, each loading
+    16 bytes of each of its weight rows). Rows are padded to whole groups with blocks of scale 0 and q = 8, which are exactly 0."""
     rows, nb = scales.shape
     pad = -nb % 4
     if pad:
