@@ -67,6 +67,7 @@ class Kernels:
         self.gpu = gpu
         self.subgroups = gpu.has_subgroups and use_subgroups is not False
         self._pipelines: dict[str, object] = {}
+        self._variants: dict[tuple, object] = {}  # (name, constants) -> pipeline, without reassembling the WGSL
         self.profiler: Profiler | None = None  # set while profiling (bench --profile)
 
     def source(self, name: str, constants: dict | None = None) -> str:
@@ -97,7 +98,10 @@ class Kernels:
 
     def variant(self, name: str, constants: dict | None):
         """The pipeline of the kernel built with these constants (None: KERNEL_CONSTANTS)."""
-        return self.pipeline(name) if constants is None else self.pipeline(name, self.source(name, constants))
+        key = (name, tuple(sorted((constants or {}).items())))
+        if key not in self._variants:
+            self._variants[key] = self.pipeline(name) if constants is None else self.pipeline(name, self.source(name, constants))
+        return self._variants[key]
 
 
 _shared: dict[tuple[int, bool], Kernels] = {}
