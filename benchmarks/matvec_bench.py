@@ -1,8 +1,10 @@
 """Effective weight bandwidth and arithmetic rate of the Q4_0 matrix kernels on the model's real shapes,
-per kernel variant, from GPU timestamps: q4_matvec (lanes per row TEAM and rows of x per slice ROWS,
+per kernel variant, from GPU timestamps: q4_matvec (lanes per team TEAM and rows of x per slice ROWS,
 constants) on the decoder's matrices with one row of x, and on the encoder's with 4 rows (a live step)
-and the decoder's with 2 and 8 (speculative decoding), each in one slice and in slices of two; q4_tiles (output tiles of TM rows of x by TN
-weight rows, constants) on the encoder's, decoder's and adapter's shapes with 32 to 128 rows.
+and the decoder's with 2 and 8 (speculative decoding), each in one slice and in slices of two; q4_direct
+(all rows in one slice, TEAM 16 to 128; "engine" marks the width kernels.direct_team picks) on the
+8-row shapes; q4_tiles (output tiles of TM rows of x by TN weight rows, constants) on the encoder's,
+decoder's and adapter's shapes with 32 to 128 rows.
 
     python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
                                       [--dispatches N --copies-mb MB]  (small values: a smoke test)
@@ -30,7 +32,9 @@ VARIANTS = [16, 32, 64]  # TEAM
 # (name, n, k, rows of x) for q4_matvec with several rows, and its (ROWS, TEAM) variants that hold
 # them in one slice (ROWS = the rows) or in slices of two (what the engine uses, kernels.q4_kernel)
 ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2", 1280, 5120, 4),
-              ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8), ("dec w2", 3072, 9216, 8)]
+              ("enc wo", 1280, 1280, 4), ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
+              ("dec qkv", 6144, 3072, 8), ("dec w2", 3072, 9216, 8), ("head", 131072, 3072, 8)]
+DIRECT_TEAMS = [16, 32, 64, 128]  # q4_direct's TEAM variants
 
 
 def row_variants(m: int) -> list[tuple[int, int]]:
@@ -84,6 +88,8 @@ def main() -> int:
               for r, t in row_variants(m)]
     cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
               for tm, tn in tiles or TILE_VARIANTS[m]]
+    cases += [(name, n, k, m, "q4_direct", {"ROWS": m, "TEAM": t}) for name, n, k, m in ROW_SHAPES
+              if m > K.STAGED_MAX_ROWS for t in DIRECT_TEAMS if t // 4 <= k // 128]
     cases = [c for c in cases if c[4] in args.kernels]
     mats, mats_key = [], None
     for name, n, k, m, kernel, consts in cases:
@@ -113,10 +119,13 @@ def main() -> int:
         if kernel == "q4_tiles":
             grid = (*K.groups_2d(math.ceil(n / consts["TN"])), math.ceil(m / consts["TM"]))
         else:
-            grid = (*K.groups_2d(math.ceil(n / (2 * K.WORKGROUP // consts["TEAM"]))), math.ceil(m / consts["ROWS"]))
+            rows = K.WEIGHT_ROWS_PER_TEAM[kernel] * K.WORKGROUP // consts["TEAM"]
+            grid = (*K.groups_2d(math.ceil(n / rows)), math.ceil(m / consts["ROWS"]))
         t = time_kernel(gpu, pipe, groups, grid, args.dispatches)
         r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, **consts, "us": round(t * 1e6, 2), "GBps": round(nbytes / t / 1e9, 1),
              "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
+        if kernel == "q4_direct":
+            r["engine"] = K.direct_team(n, k) == consts["TEAM"]
         results.append(r)
         if not args.json:
             print(r, flush=True)

@@ -1,6 +1,6 @@
 // Causal sliding-window attention over a ring KV cache, with grouped KV heads. One workgroup of 256 per
 // (head, query row). Query row m is at position pos = state.pos0 + m and sees keys lo..pos with
-// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap. Keys go in chunks of CHUNK with an
+// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap, as f16. Keys go in chunks of CHUNK with an
 // online softmax (running maximum, earlier sums rescaled): each invocation scores four keys of the chunk
 // (so the encoder's whole window and the decoder's first 1024 positions take one round of reductions
 // and barriers), and the weighted sum of values is split over G groups of L = head_dim/4 invocations,
@@ -28,8 +28,8 @@ const CHUNK: u32 = 4u * WG;
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;  // [cap, KV * hd]
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4<f32>>;  // [cap, KV * hd]
+@group(0) @binding(2) var<storage, read> k_cache: array<vec2<u32>>;  // [cap, KV * hd] f16, 4 per vec2
+@group(0) @binding(3) var<storage, read> v_cache: array<vec2<u32>>;  // [cap, KV * hd] f16, 4 per vec2
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>; // [m, H * hd]
 @group(0) @binding(5) var<storage, read> state: State;
 
@@ -41,14 +41,14 @@ fn score(base: u32, hd4: u32) -> f32 {
     var s = 0.0;
     var d = 0u;
     for (; d + 4u <= hd4; d += 4u) { // four independent loads in flight
-        let k0 = k_cache[base + d];
-        let k1 = k_cache[base + d + 1u];
-        let k2 = k_cache[base + d + 2u];
-        let k3 = k_cache[base + d + 3u];
+        let k0 = f16x4(k_cache[base + d]);
+        let k1 = f16x4(k_cache[base + d + 1u]);
+        let k2 = f16x4(k_cache[base + d + 2u]);
+        let k3 = f16x4(k_cache[base + d + 3u]);
         s += dot(qs[d], k0) + dot(qs[d + 1u], k1) + dot(qs[d + 2u], k2) + dot(qs[d + 3u], k3);
     }
     for (; d < hd4; d++) {
-        s += dot(qs[d], k_cache[base + d]);
+        s += dot(qs[d], f16x4(k_cache[base + d]));
     }
     return s * p.scale;
 }
@@ -102,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (g < groups) {
             let cnt = min(CHUNK, n - c0);
             for (var k = g; k < cnt; k += groups) {
-                acc += ps[k] * v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl];
+                acc += ps[k] * f16x4(v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl]);
             }
         }
         workgroupBarrier(); // ps is rewritten by the next chunk

@@ -9,21 +9,20 @@ struct State {
 
 @group(0) @binding(6) var<storage, read> gain: array<vec4<f32>>;          // [k/4], FLAG_NORM
 @group(0) @binding(7) var<storage, read> rope: array<vec2<f32>>;          // [table_rows, head_dim/2] (cos, sin), FLAG_ROPE
-@group(0) @binding(8) var<storage, read_write> k_cache: array<f32>;       // [kv_cap, kv_dim], FLAG_ROPE
-@group(0) @binding(9) var<storage, read_write> v_cache: array<f32>;       // [kv_cap, kv_dim], FLAG_ROPE
+@group(0) @binding(8) var<storage, read_write> k_cache: array<u32>;       // [kv_cap, kv_dim/2] f16 pairs, FLAG_ROPE
+@group(0) @binding(9) var<storage, read_write> v_cache: array<u32>;       // [kv_cap, kv_dim/2] f16 pairs, FLAG_ROPE
 @group(0) @binding(10) var<storage, read> state: State;                   // FLAG_ROPE
 
 // FLAG_ROPE: the fused q|k|v projection's rows e (even), e+1 of x row m, bias included. q and k pairs
 // are rotated by interleaved (GPT-J) RoPE at position state.pos0 + m (cos/sin from a ring table filled
 // on the CPU with the reference's formula, so the angles are bit-identical); q goes to out [m, q_dim],
-// k and v to the KV ring at slot pos % kv_cap. So no separate pass re-reads the projection.
+// k and v to the KV ring at slot pos % kv_cap, as f16 (half the memory and the attention's reads; the
+// pair is packed into one word). So no separate pass re-reads the projection.
 fn store_rope(m: u32, e: u32, even: f32, odd: f32) {
     let pos = state.pos0 + m;
     let slot = (pos % p.kv_cap) * p.kv_dim;
     if (e >= p.q_dim + p.kv_dim) {
-        let i = slot + e - p.q_dim - p.kv_dim;
-        v_cache[i] = even;
-        v_cache[i + 1u] = odd;
+        v_cache[(slot + e - p.q_dim - p.kv_dim) / 2u] = pack2x16float(vec2<f32>(even, odd));
         return;
     }
     let cs = rope[(pos % p.table_rows) * (p.head_dim / 2u) + (e % p.head_dim) / 2u];
@@ -33,9 +32,7 @@ fn store_rope(m: u32, e: u32, even: f32, odd: f32) {
         out[m * p.q_dim + e] = r_even;
         out[m * p.q_dim + e + 1u] = r_odd;
     } else {
-        let i = slot + e - p.q_dim;
-        k_cache[i] = r_even;
-        k_cache[i + 1u] = r_odd;
+        k_cache[(slot + e - p.q_dim) / 2u] = pack2x16float(vec2<f32>(r_even, r_odd));
     }
 }
 

@@ -1,6 +1,7 @@
-// Fused Q4_0 dequantise + matrix product for one to a few rows of x (a decoding step, a speculative
-// batch, the encoder's 4 frames of a live step): ROWS rows of x per slice (grid z), so each weight word
-// is loaded and dequantised once and applied to every row of its slice.
+// Fused Q4_0 dequantise + matrix product for one to four rows of x (a decoding step, a short speculative
+// batch, the encoder's 4 frames of a live step; kernels.q4_kernel says which kernel takes which row
+// count): ROWS rows of x per slice (grid z), so each weight word is loaded and dequantised once and
+// applied to every row of its slice.
 // Weights (weights.interleave_q4): per row, G groups of four blocks; w_nib [n, G, 4, 4] holds word c
 // (bytes 4c..4c+3: elements 4c..4c+3 in the low nibbles, 16+4c..16+4c+3 in the high ones, as q+8) of
 // blocks 4g..4g+3 as one vec4<u32>, and w_scale [n, G] their four f16 scales as one vec2<u32>. A team of
@@ -126,12 +127,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (row < p.n && g < ng) {
             let i = row * ng + g;
             let w0 = w_nib[i * 4u + s.c];
-            let d0 = scales4(w_scale[i]);
+            let d0 = f16x4(w_scale[i]);
             var w1 = vec4<u32>(0u);
             var d1 = vec4<f32>(0.0); // no second row at the end of an odd chunk: scale 0
             if (row + 1u < p.n) {
                 w1 = w_nib[(i + ng) * 4u + s.c];
-                d1 = scales4(w_scale[i + ng]);
+                d1 = f16x4(w_scale[i + ng]);
             }
             let e = (lane / 4u) * 32u; // the group's first staged vec4
             block(s, w0.x, w1.x, vec2<f32>(d0.x, d1.x), e);

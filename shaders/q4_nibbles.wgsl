@@ -7,8 +7,3 @@ fn nibbles(word: u32, shift: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(q) - 8388616.0; // (2^23 + q) - (2^23 + 8)
 }
 
-// The four f16 scales of a group of blocks (weights.interleave_q4 keeps Q4_0's f16 scales: 18 bytes per
-// block on the GPU, as in the file).
-fn scales4(v: vec2<u32>) -> vec4<f32> {
-    return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
-}

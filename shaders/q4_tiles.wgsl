@@ -228,7 +228,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             if ((KC * c) % 128u == 0u && w_live) {
                 let i = w_row + KC * c / 128u;
-                scale = scales4(w_scale[i]);
+                scale = f16x4(w_scale[i]);
                 words0 = w_nib[i * 4u + wc];
                 if (WL > 1u) {
                     words1 = w_nib[i * 4u + wc + WG / TN];

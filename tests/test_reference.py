@@ -21,8 +21,8 @@ def padded(audio: np.ndarray, n_delay: int, cfg) -> np.ndarray:
     return np.concatenate([np.zeros(cfg.audio.n_left_pad_tokens * r, np.float32), audio, np.zeros(right, np.float32)])
 
 
-def run_reference(model, audio, delay_ms):
-    engine = ReferenceEngine(model, trace=True)
+def run_reference(model, audio, delay_ms, kv_dtype=np.float32):
+    engine = ReferenceEngine(model, trace=True, kv_dtype=kv_dtype)
     session = StreamingSession(engine, Tokenizer(model.tokenizer_path), delay_ms)
     session.feed(audio)
     session.flush()
@@ -52,6 +52,18 @@ def test_generated_tokens_depend_on_the_audio(model_dir, clips):
     outputs = {name: tuple(t.id for t in run_reference(model, audio, 480)[0].tokens) for name, audio in clips.items()}
     assert len(set(outputs.values())) == len(outputs)
     assert len(set(outputs["speech"])) > 1
+
+
+def test_f16_kv_cache_changes_only_what_attends(model_dir, clips):
+    """kv_dtype=float16 (the GPU engine's cache) rounds keys and values: the conv stem is untouched, the
+    attending stages move by about f16 rounding (2^-11 relative), no more."""
+    model = load_model(model_dir("tiny", 0))
+    exact = run_reference(model, clips["speech"], 480)[1]
+    rounded = run_reference(model, clips["speech"], 480, np.float16)[1]
+    assert np.array_equal(rounded["conv"], exact["conv"])
+    for stage in ("encoder", "adapter", "logits"):
+        err = np.abs(rounded[stage] - exact[stage]).max() / np.abs(exact[stage]).max()
+        assert 0 < err < 5e-3, f"{stage}: {err:.2e}"
 
 
 def test_time_conditioning_check_values():

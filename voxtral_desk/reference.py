@@ -81,14 +81,17 @@ def time_conditioning(n_delay: int, dim: int) -> np.ndarray:
 
 
 class KVCache:
-    """Keys/values of one attention layer, trimmed to what a sliding window can still see."""
+    """Keys/values of one attention layer, trimmed to what a sliding window can still see, rounded to
+    the precision they are stored in (dtype)."""
 
-    def __init__(self, window: int):
+    def __init__(self, window: int, dtype=np.float32):
         self.window = window
+        self.dtype = dtype
         self.k = self.v = None
         self.pos = np.zeros(0, dtype=np.int64)
 
     def extend(self, k, v, pos):
+        k, v = (a.astype(self.dtype).astype(np.float32) for a in (k, v))
         self.k = k if self.k is None else np.concatenate([self.k, k])
         self.v = v if self.v is None else np.concatenate([self.v, v])
         self.pos = np.concatenate([self.pos, pos])
@@ -103,8 +106,12 @@ class ReferenceEngine:
 
     name = "reference (numpy on the CPU)"
 
-    def __init__(self, model, trace: bool = False):
+    def __init__(self, model, trace: bool = False, kv_dtype=np.float32):
+        """kv_dtype: the precision keys and values are cached in. float32 is the model as upstream runs
+        it; GPUEngine.kv_dtype (float16) computes exactly what the GPU engine should, for comparing the
+        two token for token."""
         self.config: ModelConfig = model.config
+        self.kv_dtype = kv_dtype
         self.trace = {} if trace else None
         w = model.weights
         self.w = {spec: w.f32(spec) for spec in model.tensor_names}
@@ -118,8 +125,8 @@ class ReferenceEngine:
         self.conv0_tail = np.zeros((e.n_mels, 2), dtype=np.float32)  # last 2 mel frames (causal pad)
         self.conv1_tail = np.zeros((e.dim, 1), dtype=np.float32)  # last conv0 output frame
         self.enc_pos = 0
-        self.enc_cache = [KVCache(e.sliding_window) for _ in range(e.n_layers)]
-        self.dec_cache = [KVCache(d.sliding_window) for _ in range(d.n_layers)]
+        self.enc_cache = [KVCache(e.sliding_window, self.kv_dtype) for _ in range(e.n_layers)]
+        self.dec_cache = [KVCache(d.sliding_window, self.kv_dtype) for _ in range(d.n_layers)]
         self.audio_embeddings = np.zeros((0, d.dim), dtype=np.float32)  # [not yet decoded, D]
         self.position = 0
         self.last_token = None

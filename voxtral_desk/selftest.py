@@ -114,7 +114,7 @@ def check_transcription() -> bool:
         gpu = open_session(gguf, "gpu")
         print(f"engine: {gpu.engine.name}")
         gpu_ids, gpu_s = _stream(gpu, clip)
-        ref = open_session(gguf, "reference", trace=True)
+        ref = open_session(gguf, "reference", trace=True, kv_dtype=gpu.engine.kv_dtype)
         ref_ids, ref_s = _stream(ref, clip)
     # Top-2 logit margins of the reference at the positions that produced the transcript.
     logits = np.concatenate(ref.engine.trace["logits"])[len(ref.prompt) - 1 :][: len(ref_ids)]

@@ -22,7 +22,7 @@ STAGE_TOL = 1e-4  # max |gpu - ref| / max |ref| per stage, f32 on both sides
 @pytest.fixture(scope="module")
 def engines(models, gpu):
     """One engine pair per model, reused through reset() as the app does."""
-    return {key: (ReferenceEngine(m), GPUEngine(m, device=gpu)) for key, m in models.items()}
+    return {key: (ReferenceEngine(m, kv_dtype=GPUEngine.kv_dtype), GPUEngine(m, device=gpu)) for key, m in models.items()}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -47,7 +47,7 @@ def relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
 @pytest.mark.parametrize("delay", DELAYS)
 def test_stage_errors(preset, delay, models, clips, gpu):
     model = models[preset, 0]
-    ref_engine, gpu_engine = ReferenceEngine(model, trace=True), GPUEngine(model, trace=True, device=gpu)
+    ref_engine, gpu_engine = ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype), GPUEngine(model, trace=True, device=gpu)
     assert transcribe(gpu_engine, model, clips["speech"], delay) == transcribe(ref_engine, model, clips["speech"], delay)
     report = []
     for stage in ("conv", "encoder", "adapter", "logits"):
@@ -112,7 +112,7 @@ def test_ring_growth_and_wrap(models, clips, gpu, monkeypatch):
     monkeypatch.setattr(dec, "IDS_CAP", 7)
     model = models["tiny-wide", 0]
     engine = GPUEngine(model, device=gpu, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
-    want = transcribe(ReferenceEngine(model), model, clips["speech"], 480)
+    want = transcribe(ReferenceEngine(model, kv_dtype=GPUEngine.kv_dtype), model, clips["speech"], 480)
     assert transcribe(engine, model, clips["speech"], 480) == want
     d = engine.decoder
     assert d.kv_cap == d.kv_full == model.config.decoder.sliding_window + 8
@@ -124,7 +124,7 @@ def test_without_subgroups(models, clips, gpu):
     model = models["tiny", 1]
     engine = GPUEngine(model, device=gpu, use_subgroups=False)
     assert "no subgroups" in engine.name
-    want = transcribe(ReferenceEngine(model), model, clips["noise"], 160)
+    want = transcribe(ReferenceEngine(model, kv_dtype=GPUEngine.kv_dtype), model, clips["noise"], 160)
     assert transcribe(engine, model, clips["noise"], 160) == want
 
 
@@ -133,7 +133,7 @@ def test_speculative_decoding_keeps_greedy_tokens_and_logits(models, clips, gpu,
     mid-way (1 < accepted < k) and some at once: tokens stay identical to the reference's one-at-a-time
     decoding, and the trace holds exactly the accepted positions' logits, in order, within tolerance."""
     model = models["tiny", 0]
-    engine, ref_engine = GPUEngine(model, trace=True, device=gpu), ReferenceEngine(model, trace=True)
+    engine, ref_engine = GPUEngine(model, trace=True, device=gpu), ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype)
     rounds = []
     original = engine.decoder._speculate
     monkeypatch.setattr(engine.decoder, "_speculate",

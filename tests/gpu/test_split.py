@@ -25,7 +25,7 @@ def test_split_bindings_give_identical_tokens(preset, limit, models, clips, gpu)
     for chunk in table.chunks:
         for buf in chunk.buffers:
             assert buf.size <= limit
-    reference = ReferenceEngine(model)
+    reference = ReferenceEngine(model, kv_dtype=GPUEngine.kv_dtype)
     for clip in ("speech", "noise"):
         for delay in DELAYS:
             assert transcribe(engine, model, clips[clip], delay) == transcribe(reference, model, clips[clip], delay)

@@ -15,6 +15,7 @@ from . import kernels as K
 from .weights import f32_matrix, gate_up_q4, q4_matrix, q4_row_bytes
 
 F32_TOL = 2e-5  # relative to the largest reference value: f32 sums in another order
+F16_TOL = 1e-3  # values stored as f16 (the KV cache): rounding to 11 significant bits, 2^-11 = 4.9e-4
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class _Bench:
     def f32(self, buf, shape) -> np.ndarray:
         return read(self.gpu, buf, np.float32, int(np.prod(shape))).reshape(shape)
 
+    def f16(self, buf, shape) -> np.ndarray:
+        return read(self.gpu, buf, np.float16, int(np.prod(shape))).reshape(shape).astype(np.float32)
+
     def q4(self, rows: int, k: int, limit: int):
         """Random Q4_0 weights split into chunks of at most `limit` bytes; (matrix, dequantised f32)."""
         blocks = quantize_q4_0(self.rng.standard_normal((rows, k)).astype(np.float32))
@@ -65,20 +69,21 @@ class _Bench:
         return self.up(np.array([pos0, out_idx, 0, 0], dtype=np.uint32))
 
 
-def _kernel_name(m: int) -> str:
-    name, constants = K.q4_kernel(m)
-    return f"{name} ROWS={constants['ROWS']}" if name == "q4_matvec" else name
+def _kernel_name(m: int, n: int, k: int) -> str:
+    name, constants = K.q4_kernel(m, n, k)
+    return f"{name} ROWS={constants['ROWS']} TEAM={constants['TEAM']}" if "ROWS" in (constants or {}) else name
 
 
 def _linear_checks(b: _Bench) -> list[KernelCheck]:
     out = []
     # (rows of x, weight rows, rows per chunk, k, x stride), covering each q4 kernel variant (chosen by
-    # the rows of x: one row, slices of two, tiles): 3 chunks of odd row counts, the last partial (and
-    # rows past it inside a workgroup); a row of 40 blocks, more than one loop trip with the last
-    # partial; 41 blocks (a padded group); slices of rows of x, the last partial; two tile rows of x.
+    # the rows of x and the shape): 3 chunks of odd row counts, the last partial (and rows past it
+    # inside a workgroup); a row of 40 blocks, more than one loop trip with the last partial; 129 blocks
+    # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x.
     for m, n, chunk_rows, k, x_stride in ((1, 37, 13, 96, 100), (2, 21, 21, 1280, 1284), (3, 37, 13, 96, 100),
-                                          (7, 30, 11, 1312, 1312), (70, 150, 100, 1312, 1316)):
-        kname = _kernel_name(m)
+                                          (5, 21, 21, 4128, 4128), (7, 30, 11, 1312, 1312),
+                                          (70, 150, 100, 1312, 1316)):
+        kname = _kernel_name(m, n, k)
         tag = f" ({b.tag})"
         w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
         x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
@@ -116,7 +121,7 @@ def _norm_checks(b: _Bench) -> list[KernelCheck]:
         p = b.program("norm")
         K.linear(p, w, b.up(x), ob, k=k, bias=b.up(bias), norm=(b.up(gain), eps))
         p.build().run(m)
-        out.append(compare(f"{_kernel_name(m)} folded RMSNorm + bias [{m}x{k}] ({b.tag})", b.f32(ob, (m, n)),
+        out.append(compare(f"{_kernel_name(m, n, k)} folded RMSNorm + bias [{m}x{k}] ({b.tag})", b.f32(ob, (m, n)),
                            ref.rms_norm(x, gain, eps) @ wf.T + bias))
     return out
 
@@ -167,7 +172,7 @@ def _rope_checks(b: _Bench) -> list[KernelCheck]:
         table = b.up(np.zeros((table_rows, hd // 2, 2), np.float32))
         K.write_rope_table(b.gpu, table, pos0, m, hd, 1e6, table_rows)
         qb = b.up(np.zeros((m, h * hd), np.float32))
-        kc, vc = b.up(np.zeros((cap, kv * hd), np.float32)), b.up(np.zeros((cap, kv * hd), np.float32))
+        kc, vc = b.up(np.zeros((cap, kv * hd), np.float16)), b.up(np.zeros((cap, kv * hd), np.float16))
         rope = K.RopeKV(table, kc, vc, b.state(pos0), n_heads=h, n_kv=kv, head_dim=hd, cap=cap, table_rows=table_rows)
         p = b.program("rope")
         K.linear(p, w, b.up(x), qb, k=k, bias=b.up(bias), norm=(b.up(gain), eps), rope=rope)
@@ -177,9 +182,10 @@ def _rope_checks(b: _Bench) -> list[KernelCheck]:
         q = ref.apply_rope(y[:, : h * hd].reshape(m, h, hd), cos, sin).reshape(m, -1)
         kr = ref.apply_rope(y[:, h * hd: (h + kv) * hd].reshape(m, kv, hd), cos, sin).reshape(m, -1)
         slots = pos % cap
-        got = np.concatenate([b.f32(qb, (m, h * hd)), b.f32(kc, (cap, kv * hd))[slots], b.f32(vc, (cap, kv * hd))[slots]], 1)
-        out.append(compare(f"{_kernel_name(m)} RoPE + KV epilogue, norm, bias, GQA {h}/{kv}, hd {hd}, {m} rows, "
-                           f"{len(w.chunks)} chunks ({b.tag})", got, np.concatenate([q, kr, y[:, (h + kv) * hd:]], 1)))
+        name = f"{_kernel_name(m, n, k)} RoPE + KV epilogue, norm, bias, GQA {h}/{kv}, hd {hd}, {m} rows, {len(w.chunks)} chunks"
+        out.append(compare(f"{name}: q ({b.tag})", b.f32(qb, (m, h * hd)), q))
+        kv_got = np.concatenate([b.f16(kc, (cap, kv * hd))[slots], b.f16(vc, (cap, kv * hd))[slots]], 1)
+        out.append(compare(f"{name}: f16 k, v ({b.tag})", kv_got, np.concatenate([kr, y[:, (h + kv) * hd:]], 1), F16_TOL))
     return out
 
 
@@ -189,8 +195,8 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
     # the last: keys in 2 chunks of 1024 (online softmax across chunks), the ring wrapping
     for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),
                                             (2, 2, 1, 16, 1300, 1200, 1500)):
-        kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
-        vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float32)
+        kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)  # the caches hold f16
+        vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)
         q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
         ob = b.up(np.zeros((m, h * hd), np.float32))
         p = b.program("attention")
@@ -198,8 +204,8 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
                     cap=cap, window=window)
         p.build().run(m)
         k_pos = np.arange(max(0, pos0 - window + 1), pos0 + m)  # every key some query can see
-        want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].reshape(-1, kv, hd),
-                             vc[k_pos % cap].reshape(-1, kv, hd), np.arange(pos0, pos0 + m), k_pos, window)
+        want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd),
+                             vc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd), np.arange(pos0, pos0 + m), k_pos, window)
         out.append(compare(f"attention {m} queries, GQA {h}/{kv}, hd {hd}, window {window}, ring {cap} ({b.tag})",
                            b.f32(ob, (m, h * hd)), want))
     return out
@@ -221,7 +227,7 @@ def _swiglu_checks(b: _Bench) -> list[KernelCheck]:
         K.linear(p, w, b.up(x), ob, k=k, swiglu=True, norm=(b.up(gain), eps) if norm else None)
         p.build().run(m)
         h = ref.rms_norm(x, gain, eps) if norm else x
-        out.append(compare(f"{_kernel_name(m)} SwiGLU epilogue{' + norm' if norm else ''} [{m}x{k}], {hidden} pairs "
+        out.append(compare(f"{_kernel_name(m, 2 * hidden, k)} SwiGLU epilogue{' + norm' if norm else ''} [{m}x{k}], {hidden} pairs "
                            f"in {len(w.chunks)} chunks ({b.tag})", b.f32(ob, (m, hidden)), ref.silu(h @ w1.T) * (h @ w3.T)))
     return out
 

@@ -75,7 +75,7 @@ class DecoderStage:
         d = self.d = cfg.decoder
         self.max_batch, self.steps_per_submit = max_batch, steps_per_submit
         q_dim, kv_dim = d.n_heads * d.head_dim, d.n_kv_heads * d.head_dim
-        self.kv_row = kv_dim * F32
+        self.kv_row = kv_dim * K.KV_BYTES
         self.kv_full = d.sliding_window + max_batch  # window + one batch of new keys
         self.kv_cap = min(self.kv_full, INITIAL_KV_ROWS)
         self.table_rows = max(max_batch, steps_per_submit)  # rope rows: the positions of one submit

@@ -60,8 +60,8 @@ class EncoderStage:
                                 limit, p + "w13"),
                 w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
                 w2_b=upload(gpu, reader.f32(p + "feed_forward.w2.bias")),
-                k_cache=empty(gpu, self.kv_cap * kv_dim * F32, f"enc k{i}"),
-                v_cache=empty(gpu, self.kv_cap * kv_dim * F32, f"enc v{i}"),
+                k_cache=empty(gpu, self.kv_cap * kv_dim * K.KV_BYTES, f"enc k{i}"),
+                v_cache=empty(gpu, self.kv_cap * kv_dim * K.KV_BYTES, f"enc v{i}"),
             ))
         self.final_norm = upload(gpu, reader.f32(ENCODER + "transformer.norm.weight"))
         self.proj0 = q4_matrix(gpu, reader.q4(AUDIO + "audio_language_projection.0.weight"), limit, "adapter 0")

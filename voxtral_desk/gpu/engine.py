@@ -12,6 +12,7 @@ from .checks import subgroups_work
 from .decoder import DecoderStage
 from .device import GPUDevice, default_device
 from .encoder import EncoderStage
+from . import kernels as K
 from .kernels import buffer_bytes, shared_kernels
 from .weights import WeightReader
 
@@ -19,12 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class GPUEngine:
+    kv_dtype = K.KV_DTYPE  # keys and values are cached as f16: half the memory and attention reads
+
     def __init__(self, model, trace: bool = False, max_binding_size: int | None = None, *,
                  device: GPUDevice | None = None, adapter: str | None = None, use_subgroups: bool | None = None,
-                 max_batch: int = 64, encoder_chunk_tokens: int = 32, steps_per_submit: int = 16):
+                 max_batch: int = 64, encoder_chunk_tokens: int = 64, steps_per_submit: int = 16):
         """max_binding_size lowers the size above which a weight is split across bindings (to exercise
         that path on devices that never need it). max_batch: prompt positions per batched forward;
-        encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring);
+        encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring; 64
+        against 32: 12.5 instead of 17 ms per second of audio in file mode on an H200, 40 MiB more);
         steps_per_submit: generated tokens recorded per submit."""
         self.gpu = device or default_device(adapter, use_subgroups)
         if self.gpu.has_subgroups and use_subgroups is not False and not subgroups_work(self.gpu):

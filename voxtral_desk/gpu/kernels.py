@@ -26,29 +26,36 @@ from .device import GPUDevice
 
 # Pieces each kernel is assembled from, in order; "reduce" is the subgroup or workgroup-memory variant.
 KERNEL_SOURCES = {
-    "q4_matvec": ("reduce", "activations", "linear_out", "q4_epilogue", "q4_nibbles", "q4_matvec"),
-    "q4_tiles": ("activations", "linear_out", "q4_epilogue", "q4_nibbles", "q4_tiles"),
+    "q4_matvec": ("reduce", "activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_matvec"),
+    "q4_direct": ("reduce", "activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_direct"),
+    "q4_tiles": ("activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_tiles"),
     "f32_rows": ("reduce", "activations", "linear_out", "f32_rows"),
     "rmsnorm": ("reduce", "rmsnorm"),
-    "attention": ("reduce", "attention"),
+    "attention": ("reduce", "f16x4", "attention"),
     "embed_q4": ("embed_q4",),
     "argmax_partial": ("argmax_common", "argmax_partial"),
     "argmax": ("argmax_common", "argmax"),
     "advance": ("advance",),
 }
 # Geometry of the matrix kernels, substituted into the WGSL (/*NAME*/): ROWS, rows of x per workgroup
-# slice (grid z); TEAM, lanes per weight row; TM x TN, q4_tiles' output tile (rows of x by weight rows;
-# 64 x 64 measured best or near best on every shape of the model on an H200, benchmarks/matvec_bench.py).
-# q4_matvec is built with ROWS 1 and 2 (see q4_kernel).
+# slice (grid z); TEAM, lanes per team of weight rows; TM x TN, q4_tiles' output tile (rows of x by
+# weight rows; 64 x 64 measured best or near best on every shape of the model on an H200,
+# benchmarks/matvec_bench.py). q4_matvec and q4_direct are built per row count (see q4_kernel).
 KERNEL_CONSTANTS = {
-    "q4_matvec": {"ROWS": 1, "TEAM": 32},
     "q4_tiles": {"TM": 64, "TN": 64},
     "f32_rows": {"TEAM": 32, "ROWS": 8},
 }
-# Rows of x up to which q4_matvec is used: one row alone, more in slices of two rows (grid z). On an H200
-# slices of two beat slices of 4 or 8 rows (the slices' repeated weight reads hit L2, and a lane's
-# arithmetic per weight grows with its rows): decode 569 against 509 tokens/s, the same live step.
+# Which kernel takes m rows of x (q4_kernel), from benchmarks/matvec_bench.py and engine runs on an H200:
+# - m <= STAGED_MAX_ROWS: q4_matvec, one row or slices of two (grid z). Its staging of x in workgroup
+#   memory wins for one row (decoder matrices 11-25 us against q4_direct's 13-98 us) and for the
+#   encoder's 4 rows of a live step; slices of two beat one slice of 4 (decode 569 against 509 tokens/s).
+# - m <= MATVEC_MAX_ROWS: q4_direct, all rows in one slice, four weight rows per team: on 8 rows it
+#   takes half of q4_matvec's time (decoder w13 109 against 245 us, w2 57 against 121): speculative
+#   forwards (decode 665 against 631 tokens/s).
+# - more: q4_tiles.
+STAGED_MAX_ROWS = 4
 MATVEC_MAX_ROWS = 8
+DIRECT_LANES = 24576  # lanes q4_direct's team width aims for in all (measured best on the 8-row shapes)
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
 ROW_LINE = "// each row j"  # WGSL lines ending so are repeated for j = 0 .. ROWS-1
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
@@ -58,6 +65,9 @@ USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.
 # linear_out.wgsl flags
 BIAS, GELU, ACCUMULATE, SWIGLU, NORM, ROPE = 1, 2, 4, 8, 16, 32
 WORKGROUP = 256  # invocations of the matrix kernels' workgroups
+KV_DTYPE = np.float16  # of the KV caches, written by q4_epilogue.wgsl and read by attention.wgsl
+KV_BYTES = np.dtype(KV_DTYPE).itemsize
+WEIGHT_ROWS_PER_TEAM = {"q4_matvec": 2, "q4_direct": 4}  # (f32_rows: 1)
 
 
 class Kernels:
@@ -354,12 +364,23 @@ def _same(m: int) -> int:
     return m
 
 
-def q4_kernel(m: int) -> tuple[str, dict | None]:
-    """The Q4 kernel for m rows of x: up to MATVEC_MAX_ROWS go to q4_matvec (one row, or slices of two),
-    more to the tiled q4_tiles."""
-    if m <= MATVEC_MAX_ROWS:
+def q4_kernel(m: int, n: int, k: int) -> tuple[str, dict | None]:
+    """The Q4 kernel for m rows of x and an [n, k] weight chunk: up to STAGED_MAX_ROWS go to q4_matvec
+    (one row, or slices of two), up to MATVEC_MAX_ROWS to q4_direct (one slice), more to q4_tiles."""
+    if m <= STAGED_MAX_ROWS:
         return "q4_matvec", {"ROWS": min(m, 2), "TEAM": 32}
+    if m <= MATVEC_MAX_ROWS:
+        return "q4_direct", {"ROWS": m, "TEAM": direct_team(n, k)}
     return "q4_tiles", None
+
+
+def direct_team(n: int, k: int) -> int:
+    """Lanes per team of q4_direct: the narrowest team (from 16) that gives DIRECT_LANES lanes in all,
+    and no wider than the row's groups of four blocks can occupy (4 lanes each)."""
+    team = 16
+    while team < 128 and team * n // 4 < DIRECT_LANES and team // 2 < -(-k // 128):
+        team *= 2
+    return team
 
 
 @dataclass(frozen=True)
@@ -415,13 +436,10 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
     else:
         rope_geo = (0, 0, 0, 1, 1)
         rope_bufs = [dummy(prog.gpu), dummy(prog.gpu, "k"), dummy(prog.gpu, "v"), dummy(prog.gpu)]
-    if w.quantized:
-        def variant(m):
-            return q4_kernel(rows(m))
-    else:
-        def variant(m):
-            return "f32_rows", None
     for c in w.chunks:
+        def variant(m, c=c):
+            return q4_kernel(rows(m), c.rows, k) if w.quantized else ("f32_rows", None)
+
         def params(m, c=c):
             return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, float(eps), *rope_geo)
 
@@ -430,8 +448,8 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
             geo = constants or KERNEL_CONSTANTS[name]
             if name == "q4_tiles":  # tiles of TN weight rows by TM rows of x
                 return *groups_2d(math.ceil(c.rows / geo["TN"])), math.ceil(rows(m) / geo["TM"])
-            # q4_matvec: teams of TEAM lanes per two weight rows (f32_rows: per row), slices of ROWS rows of x
-            per_team = 2 if name == "q4_matvec" else 1
+            # teams of TEAM lanes per WEIGHT_ROWS_PER_TEAM weight rows, slices of ROWS rows of x
+            per_team = WEIGHT_ROWS_PER_TEAM.get(name, 1)
             return (*groups_2d(math.ceil(c.rows / (per_team * WORKGROUP // geo["TEAM"]))),
                     math.ceil(rows(m) / geo["ROWS"]))
 
