@@ -35,6 +35,7 @@ ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2"
               ("enc wo", 1280, 1280, 4), ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
               ("dec qkv", 6144, 3072, 8), ("dec w2", 3072, 9216, 8), ("head", 131072, 3072, 8)]
 DIRECT_TEAMS = [16, 32, 64, 128]  # q4_direct's TEAM variants
+DIRECT_ROWS = [8, 4, 2]  # and its rows of x per slice
 
 
 def row_variants(m: int) -> list[tuple[int, int]]:
@@ -88,8 +89,8 @@ def main() -> int:
               for r, t in row_variants(m)]
     cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
               for tm, tn in tiles or TILE_VARIANTS[m]]
-    cases += [(name, n, k, m, "q4_direct", {"ROWS": m, "TEAM": t}) for name, n, k, m in ROW_SHAPES
-              if m > K.STAGED_MAX_ROWS for t in DIRECT_TEAMS if t // 4 <= k // 128]
+    cases += [(name, n, k, m, "q4_direct", {"ROWS": r, "TEAM": t}) for name, n, k, m in ROW_SHAPES
+              if m > K.STAGED_MAX_ROWS for r in DIRECT_ROWS for t in DIRECT_TEAMS if t // 4 <= k // 128]
     cases = [c for c in cases if c[4] in args.kernels]
     mats, mats_key = [], None
     for name, n, k, m, kernel, consts in cases:
@@ -125,7 +126,7 @@ def main() -> int:
         r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, **consts, "us": round(t * 1e6, 2), "GBps": round(nbytes / t / 1e9, 1),
              "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
         if kernel == "q4_direct":
-            r["engine"] = K.direct_team(n, k) == consts["TEAM"]
+            r["engine"] = K.q4_kernel(m, n, k) == (kernel, consts)
         results.append(r)
         if not args.json:
             print(r, flush=True)

@@ -81,7 +81,7 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
     # inside a workgroup); a row of 40 blocks, more than one loop trip with the last partial; 129 blocks
     # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x.
     for m, n, chunk_rows, k, x_stride in ((1, 37, 13, 96, 100), (2, 21, 21, 1280, 1284), (3, 37, 13, 96, 100),
-                                          (5, 21, 21, 4128, 4128), (7, 30, 11, 1312, 1312),
+                                          (5, 21, 21, 4128, 4128), (11, 30, 11, 1312, 1312),
                                           (70, 150, 100, 1312, 1316)):
         kname = _kernel_name(m, n, k)
         tag = f" ({b.tag})"

@@ -31,7 +31,7 @@ F32 = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
 INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
 INITIAL_AUDIO_ROWS = 256
-SPEC_MAX = K.MATVEC_MAX_ROWS  # positions per speculative forward at most (rows q4_matvec takes)
+SPEC_MAX = K.MATVEC_MAX_ROWS  # positions per speculative forward at most (rows q4_direct takes)
 
 
 def _map_size(n_ids: int) -> int:
@@ -244,10 +244,7 @@ class DecoderStage:
         q.write_buffer(self.tok, 0, np.full(k, guess, dtype=np.uint32))
         K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
         self.step.prepare(k)
-        encoder = self.gpu.device.create_command_encoder()
-        self.step.record(encoder, k)
-        encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(k))
-        q.submit([encoder.finish()])
+        self.step.submit(k, lambda encoder: encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(k)))
         ids = self._read_ids(k)
         m = 1
         while m < k and ids[m - 1] == guess:

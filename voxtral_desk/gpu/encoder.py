@@ -144,9 +144,7 @@ class EncoderStage:
             n_tok = t // self.frames_per_token
             self.sink.reserve_audio(n_tok)
             self.program.prepare(t)
-            encoder = self.gpu.device.create_command_encoder()
-            self.program.record(encoder, t)
-            q.submit([encoder.finish()])
+            self.program.submit(t)
             self.sink.commit_audio(n_tok)
             self.pos += t
             if trace is not None:

@@ -49,17 +49,24 @@ KERNEL_CONSTANTS = {
 # - m <= STAGED_MAX_ROWS: q4_matvec, one row or slices of two (grid z). Its staging of x in workgroup
 #   memory wins for one row (decoder matrices 11-25 us against q4_direct's 13-98 us) and for the
 #   encoder's 4 rows of a live step; slices of two beat one slice of 4 (decode 569 against 509 tokens/s).
-# - m <= MATVEC_MAX_ROWS: q4_direct, all rows in one slice, four weight rows per team: on 8 rows it
-#   takes half of q4_matvec's time (decoder w13 109 against 245 us, w2 57 against 121): speculative
-#   forwards (decode 665 against 631 tokens/s).
+# - m <= MATVEC_MAX_ROWS: q4_direct, four weight rows per team, in slices of at most 4 rows of x:
+#   speculative forwards. Decode (forwards of 8) 631 tokens/s with q4_matvec's slices of two, 665-736
+#   with q4_direct's 8 rows in one slice, 972-988 in two slices of 4, 784 in slices of 3, 788 of 2;
+#   forwards of 16 in slices of 4: 1164-1175, of 24: 1236, of 32: 1365. Wider forwards pay off only
+#   while the guesses hold (a random model's are nearly all right; real speech breaks them at every
+#   word, and a rejected forward of 32 costs 23 ms against 14 for 16), so speculation stops at 16.
 # - more: q4_tiles.
 STAGED_MAX_ROWS = 4
-MATVEC_MAX_ROWS = 8
+MATVEC_MAX_ROWS = 16
+DIRECT_SLICE_ROWS = 4
 DIRECT_LANES = 24576  # lanes q4_direct's team width aims for in all (measured best on the 8-row shapes)
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
 ROW_LINE = "// each row j"  # WGSL lines ending so are repeated for j = 0 .. ROWS-1
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
 MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
+# Command buffers per Program.submit. On an H200 (full-size model, same job): live step 8.6-9.0 ms with
+# 1, 8.0 with 4, 7.8 with 8; decode 646-677 tokens/s with 1, 706-716 with 4 or 8.
+SUBMIT_PIECES = 8
 USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.COPY_SRC
 
 # linear_out.wgsl flags
@@ -253,11 +260,11 @@ class Program:
         return [f"{bound[0]} {op.tag}".strip() for op, g, bound in zip(self.ops, self._grids, self._bound)
                 if isinstance(op, _Dispatch) and g[0] * g[1] * g[2]]
 
-    def encode(self, encoder, m: int, around: Callable | None = None) -> None:
-        """Record the ops; around(cpass, (tag, weight bytes), before) is called on both sides of each
-        dispatch (profiling)."""
+    def encode(self, encoder, m: int, around: Callable | None = None, ops: slice = slice(None)) -> None:
+        """Record the ops (a slice of them: ops); around(cpass, (tag, weight bytes), before) is called on
+        both sides of each dispatch (profiling)."""
         cpass = None
-        for op, grid, bound in zip(self.ops, self._grids, self._bound):
+        for op, grid, bound in zip(self.ops[ops], self._grids[ops], self._bound[ops]):
             if isinstance(op, _Copy):
                 if cpass is not None:
                     cpass.end()
@@ -280,6 +287,26 @@ class Program:
                 around(cpass, what, False)
         if cpass is not None:
             cpass.end()
+
+    def submit(self, m: int, finish: Callable | None = None, pieces: int = SUBMIT_PIECES) -> None:
+        """Record the program (prepared for m) into `pieces` command buffers of about equal numbers of
+        ops and submit each as soon as it is recorded, so the GPU starts on the first while the CPU
+        records the rest: a full-size model's step takes about half a millisecond to record, which
+        would otherwise wait in front of each live step and speculative forward. finish(encoder) adds
+        commands after the program, in the last buffer. One buffer while profiling."""
+        if m != self._m:
+            raise RuntimeError(f"{self.label}: prepare({m}) first")
+        pieces = 1 if self.kernels.profiler is not None else max(1, min(pieces, len(self.ops)))
+        bounds = [round(i * len(self.ops) / pieces) for i in range(pieces + 1)]
+        for i in range(pieces):
+            encoder = self.gpu.device.create_command_encoder()
+            if pieces == 1:
+                self.record(encoder, m)
+            else:
+                self.encode(encoder, m, ops=slice(bounds[i], bounds[i + 1]))
+            if finish is not None and i == pieces - 1:
+                finish(encoder)
+            self.gpu.queue.submit([encoder.finish()])
 
     def run(self, m: int) -> None:
         """prepare + record + submit, for one-off programs."""
@@ -366,11 +393,13 @@ def _same(m: int) -> int:
 
 def q4_kernel(m: int, n: int, k: int) -> tuple[str, dict | None]:
     """The Q4 kernel for m rows of x and an [n, k] weight chunk: up to STAGED_MAX_ROWS go to q4_matvec
-    (one row, or slices of two), up to MATVEC_MAX_ROWS to q4_direct (one slice), more to q4_tiles."""
+    (one row, or slices of two), up to MATVEC_MAX_ROWS to q4_direct (even slices of at most
+    DIRECT_SLICE_ROWS), more to q4_tiles."""
     if m <= STAGED_MAX_ROWS:
         return "q4_matvec", {"ROWS": min(m, 2), "TEAM": 32}
     if m <= MATVEC_MAX_ROWS:
-        return "q4_direct", {"ROWS": m, "TEAM": direct_team(n, k)}
+        slices = -(-m // DIRECT_SLICE_ROWS)
+        return "q4_direct", {"ROWS": -(-m // slices), "TEAM": direct_team(n, k)}
     return "q4_tiles", None
 
 
