@@ -1,12 +1,14 @@
 // Causal sliding-window attention over a ring KV cache, with grouped KV heads. One workgroup of 256 per
-// (head, query row). Query row m is at position pos = state.pos0 + m and sees keys lo..pos with
-// lo = max(0, pos + 1 - window); key j lives in cache slot j % cap, as f16. Keys go in chunks of CHUNK with an
-// online softmax (running maximum, earlier sums rescaled): each invocation scores four keys of the chunk
-// (so the encoder's whole window and the decoder's first 1024 positions take one round of reductions
-// and barriers), and the weighted sum of values is split over G groups of L = head_dim/4 invocations,
-// each owning one vec4 of the output and taking keys g, g+G, ... of the chunk, so value rows are read
-// coalesced and many keys are in flight at once; the G partial sums are added at the end.
-// head_dim % 4 == 0, <= 256.
+// (head, block of ROWS consecutive query rows). Query row m is at position pos = state.pos0 + m and
+// sees keys lo..pos with lo = max(0, pos + 1 - window); key j lives in cache slot j % cap, as f16.
+// The block's keys (from its first query's lo to its last query's position) go in rounds of KEYS with
+// an online softmax (running maximum, earlier sums rescaled). Each invocation scores keys of the round
+// against all the block's queries, and a team of WG/ROWS invocations per query takes its softmax. The
+// weighted sum of values is split over groups of head_dim/4 invocations that each own one vec4 of the
+// output for every query of the block and take every few keys, so value rows are read coalesced; the
+// groups' partial sums are added at the end. Key and value rows are read once per block rather than once
+// per query. One query per workgroup (ROWS 1, KEYS 1024) is the variant for one to a few rows, which
+// need the workgroups (kernels.attention_block). head_dim % 4 == 0, <= 256.
 
 struct AttnParams {
     m: u32,
@@ -24,7 +26,10 @@ struct State {
 }
 
 const WG: u32 = 256u;
-const CHUNK: u32 = 4u * WG;
+const ROWS: u32 = /*ROWS*/; // query rows per workgroup
+const KEYS: u32 = /*KEYS*/; // keys per round
+const TQ: u32 = WG / ROWS;  // invocations per query in the softmax and the sum of values
+const NONE: f32 = -3.0e38;  // the score of a key the query does not see
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated
@@ -33,87 +38,123 @@ const CHUNK: u32 = 4u * WG;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>; // [m, H * hd]
 @group(0) @binding(5) var<storage, read> state: State;
 
-var<workgroup> qs: array<vec4<f32>, 64>;
-var<workgroup> ps: array<f32, CHUNK>; // scores, then softmax numerators, of the chunk's keys
+var<workgroup> qs: array<vec4<f32>, ROWS * 64u>; // [ROWS, hd/4]
+var<workgroup> ps: array<f32, ROWS * KEYS>;      // [ROWS, KEYS] scores, then softmax numerators
 var<workgroup> part: array<vec4<f32>, WG>;
+var<workgroup> rescales: array<f32, ROWS>; // per query: the round's rescaling of earlier sums
+var<workgroup> sums: array<f32, ROWS>;     // per query: the softmax denominator
 
-fn score(base: u32, hd4: u32) -> f32 {
-    var s = 0.0;
-    var d = 0u;
-    for (; d + 4u <= hd4; d += 4u) { // four independent loads in flight
-        let k0 = f16x4(k_cache[base + d]);
-        let k1 = f16x4(k_cache[base + d + 1u]);
-        let k2 = f16x4(k_cache[base + d + 2u]);
-        let k3 = f16x4(k_cache[base + d + 3u]);
-        s += dot(qs[d], k0) + dot(qs[d + 1u], k1) + dot(qs[d + 2u], k2) + dot(qs[d + 3u], k3);
+// Per invocation, the score of its current key for query row j of the block (lines marked "each row
+// j" are repeated for j = 0 .. ROWS-1 by the loader), as separate variables: arrays indexed in a loop
+// the driver did not unroll lived in local memory.
+var<private> s{j}: f32; // each row j
+// And this invocation's vec4 of each query's output, summed over its group of keys.
+var<private> acc{j}: vec4<f32>; // each row j
+
+// The key at position kp scored against every query of the block (rows past the block's masked).
+fn score(kp: u32, base: u32, hd4: u32, first: u32, nq: u32) {
+    s{j} = 0.0; // each row j
+    for (var d = 0u; d < hd4; d++) {
+        let kd = f16x4(k_cache[base + d]);
+        s{j} += dot(qs[{j}u * 64u + d], kd); // each row j
     }
-    for (; d < hd4; d++) {
-        s += dot(qs[d], f16x4(k_cache[base + d]));
-    }
-    return s * p.scale;
+    s{j} = select(NONE, s{j} * p.scale, {j}u < nq && sees(first + {j}u, kp)); // each row j
+}
+
+// Whether the query at position pos sees the key at position kp.
+fn sees(pos: u32, kp: u32) -> bool {
+    return kp <= pos && kp + p.window > pos;
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
     let h = wid.x;
-    let m = wid.y;
+    let m0 = wid.y * ROWS;
+    let nq = min(ROWS, p.m - m0);
     let hd4 = p.head_dim / 4u;
     let row4 = p.n_kv * hd4; // vec4s per cache row
     let kv_off = (h / (p.n_heads / p.n_kv)) * hd4;
-    let pos = state.pos0 + m;
-    let lo = select(0u, pos + 1u - p.window, pos + 1u > p.window);
-    let n = pos - lo + 1u;
-    let qrow = (m * p.n_heads + h) * hd4;
-    if (lid < hd4) {
-        qs[lid] = q[qrow + lid];
+    let first = state.pos0 + m0; // position of the block's first query
+    let lo = select(0u, first + 1u - p.window, first + 1u > p.window);
+    let n = first + nq - lo; // keys some query of the block sees
+    for (var e = lid; e < ROWS * 64u; e += WG) {
+        let j = e / 64u;
+        let d = e % 64u;
+        if (j < nq && d < hd4) {
+            qs[e] = q[((m0 + j) * p.n_heads + h) * hd4 + d];
+        }
     }
     workgroupBarrier();
 
+    // This invocation's query in the softmax and its place in the query's team; its vec4 of the output
+    // and group of keys in the sum of values.
+    let qb = lid / TQ;
+    let t = lid % TQ;
     let groups = WG / hd4;
     let g = lid / hd4;
     let dl = lid % hd4;
-    var run_max = -3.0e38;
+    var run_max = NONE;
     var lsum = 0.0;
-    var acc = vec4<f32>(0.0);
-    for (var c0 = 0u; c0 < n; c0 += CHUNK) {
-        var chunk_max = -3.0e38;
-        for (var i = lid; i < CHUNK; i += WG) { // an invocation's own entries of ps: no barrier needed
-            var s = -3.0e38;
+    for (var c0 = 0u; c0 < n; c0 += KEYS) {
+        for (var i = lid; i < KEYS; i += WG) { // an invocation's own entries of ps: no barrier needed
+            s{j} = NONE; // each row j
             if (c0 + i < n) {
-                s = score(((lo + c0 + i) % p.cap) * row4 + kv_off, hd4);
+                let kp = lo + c0 + i;
+                score(kp, (kp % p.cap) * row4 + kv_off, hd4, first, nq);
             }
-            ps[i] = s;
-            chunk_max = max(chunk_max, s);
+            ps[{j}u * KEYS + i] = s{j}; // each row j
         }
-        let new_max = max(run_max, team_max(chunk_max, lid, WG, sg_size));
-        let rescale = exp(run_max - new_max); // 0 on the first chunk
+        workgroupBarrier();
+        var chunk_max = NONE;
+        for (var i = t; i < KEYS; i += TQ) {
+            chunk_max = max(chunk_max, ps[qb * KEYS + i]);
+        }
+        let new_max = max(run_max, team_max(chunk_max, lid, TQ, sg_size));
+        let rescale = exp(run_max - new_max); // 0 on the first round with a key the query sees
         var esum = 0.0;
-        for (var i = lid; i < CHUNK; i += WG) {
-            var e = 0.0;
-            if (c0 + i < n) {
-                e = exp(ps[i] - new_max);
-            }
-            ps[i] = e;
+        for (var i = t; i < KEYS; i += TQ) {
+            let s = ps[qb * KEYS + i];
+            let e = select(0.0, exp(s - new_max), s > NONE); // unseen keys weigh 0, even in a round of only them
+            ps[qb * KEYS + i] = e;
             esum += e;
         }
-        lsum = lsum * rescale + team_sum(esum, lid, WG, sg_size); // its barriers also publish ps
-        acc *= rescale;
+        lsum = lsum * rescale + team_sum(esum, lid, TQ, sg_size);
         run_max = new_max;
+        if (t == 0u) {
+            rescales[qb] = rescale;
+        }
+        workgroupBarrier(); // publishes ps and rescales (team_sum has no barrier when a team fits in a subgroup)
+        // Each value row is read once for all the block's queries.
+        acc{j} *= rescales[{j}u]; // each row j
         if (g < groups) {
-            let cnt = min(CHUNK, n - c0);
+            let cnt = min(KEYS, n - c0);
             for (var k = g; k < cnt; k += groups) {
-                acc += ps[k] * f16x4(v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl]);
+                let v = f16x4(v_cache[((lo + c0 + k) % p.cap) * row4 + kv_off + dl]);
+                acc{j} += ps[{j}u * KEYS + k] * v; // each row j
             }
         }
-        workgroupBarrier(); // ps is rewritten by the next chunk
+        workgroupBarrier(); // ps and rescales are rewritten by the next round
+    }
+    if (t == 0u) {
+        sums[qb] = lsum;
+    }
+    finish({j}u, acc{j}, m0, nq, h, hd4, lid); // each row j
+}
+
+// Row j of the block: the groups' partial sums of values added and divided by the query's softmax sum.
+// Called by every invocation (barriers; j < nq is uniform).
+fn finish(j: u32, acc: vec4<f32>, m0: u32, nq: u32, h: u32, hd4: u32, lid: u32) {
+    if (j >= nq) {
+        return;
     }
     part[lid] = acc;
     workgroupBarrier();
     if (lid < hd4) {
         var total = vec4<f32>(0.0);
-        for (var i = 0u; i < groups; i++) {
+        for (var i = 0u; i < WG / hd4; i++) {
             total += part[i * hd4 + lid];
         }
-        out[qrow + lid] = total / lsum;
+        out[((m0 + j) * p.n_heads + h) * hd4 + lid] = total / sums[j];
     }
+    workgroupBarrier();
 }

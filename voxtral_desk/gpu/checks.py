@@ -191,10 +191,13 @@ def _rope_checks(b: _Bench) -> list[KernelCheck]:
 
 def _attention_checks(b: _Bench) -> list[KernelCheck]:
     out = []
-    # (queries, heads, kv heads, head dim, cache rows, window, first query position)
-    # the last: keys in 2 chunks of 1024 (online softmax across chunks), the ring wrapping
+    # (queries, heads, kv heads, head dim, cache rows, window, first query position), one query per
+    # workgroup: the third with keys in 2 rounds of 1024 (online softmax across rounds), the ring
+    # wrapping; blocks of queries: a window shorter than the block's span of keys, a partial last block;
+    # head dim 128 in 3 rounds of 256, the ring wrapping.
     for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),
-                                            (2, 2, 1, 16, 1300, 1200, 1500)):
+                                            (2, 2, 1, 16, 1300, 1200, 1500), (21, 4, 2, 20, 40, 9, 14),
+                                            (19, 2, 1, 128, 600, 500, 700)):
         kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)  # the caches hold f16
         vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)
         q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
@@ -206,7 +209,9 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
         k_pos = np.arange(max(0, pos0 - window + 1), pos0 + m)  # every key some query can see
         want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd),
                              vc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd), np.arange(pos0, pos0 + m), k_pos, window)
-        out.append(compare(f"attention {m} queries, GQA {h}/{kv}, hd {hd}, window {window}, ring {cap} ({b.tag})",
+        rows = K.attention_block(m)["ROWS"]
+        out.append(compare(f"attention {m} queries ({rows} per workgroup), GQA {h}/{kv}, hd {hd}, window {window}, "
+                           f"ring {cap} ({b.tag})",
                            b.f32(ob, (m, h * hd)), want))
     return out
 
