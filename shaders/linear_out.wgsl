@@ -18,6 +18,7 @@ struct LinearParams {
     kv_dim: u32,
     kv_cap: u32,
     table_rows: u32,
+    splits: u32,     // q4_tiles: partial sums over this many slices of k, into split_sum's input
 }
 
 const FLAG_BIAS: u32 = 1u;

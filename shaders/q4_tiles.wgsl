@@ -19,7 +19,10 @@
 // the driver does not unroll would live in local memory (measured 10x slower on an H200).
 // Tiles: TM and TN each 64 or 128 (SL = 4, 2 or 1); workgroup memory 16*SL*(TM + TN)*4 bytes
 // (32, 24 or 16 KB).
-// Grid: (weight-row tiles split over x and y when above 65535, tiles of TM rows of x in z).
+// With p.splits > 1 each workgroup takes one slice of k (whole groups of four blocks) and writes its
+// raw partial sums to out as [splits, m, n] for split_sum.wgsl, which adds them and applies the
+// epilogue (kernels.linear splits products with few output tiles and a per-element epilogue).
+// Grid: (weight-row tiles split over x and y when above 65535, tiles of TM rows of x times splits in z).
 
 const TM: u32 = /*TM*/; // rows of x per tile
 const TN: u32 = /*TN*/; // weight rows per tile
@@ -101,12 +104,28 @@ fn slice_sum(acc: mat4x4<f32>, sl: u32, i: u32) -> mat4x4<f32> {
     return a;
 }
 
-// The epilogue for row m of x and weight rows n..n+3.
-fn emit(m: u32, n: u32, acc: vec4<f32>) {
+// The epilogue for row m of x and weight rows n..n+3 (a slice of k's partial sums, raw, when split).
+fn emit(m: u32, n: u32, acc: vec4<f32>, split: u32) {
     if (m >= p.m) {
         return;
     }
     var a = acc;
+    if (p.splits > 1u) {
+        let i = (split * p.m + m) * p.n + n;
+        if (n < p.n) {
+            out[i] = a.x;
+        }
+        if (n + 1u < p.n) {
+            out[i + 1u] = a.y;
+        }
+        if (n + 2u < p.n) {
+            out[i + 2u] = a.z;
+        }
+        if (n + 3u < p.n) {
+            out[i + 3u] = a.w;
+        }
+        return;
+    }
     if ((p.flags & FLAG_NORM) != 0u) {
         // Sums of squares sit at xs[0 .. WG/4) (one float per invocation): row r's are those of the
         // WG/TM invocations that loaded it.
@@ -140,20 +159,26 @@ fn emit(m: u32, n: u32, acc: vec4<f32>) {
     }
 }
 
-fn emit_block(m: u32, n: u32, acc: mat4x4<f32>) {
-    emit(m, n, acc[0]);
-    emit(m + 1u, n, acc[1]);
-    emit(m + 2u, n, acc[2]);
-    emit(m + 3u, n, acc[3]);
+fn emit_block(m: u32, n: u32, acc: mat4x4<f32>, split: u32) {
+    emit(m, n, acc[0], split);
+    emit(m + 1u, n, acc[1], split);
+    emit(m + 2u, n, acc[2], split);
+    emit(m + 3u, n, acc[3], split);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32 /*SUBGROUP_SIZE*/) {
     let n0 = (wid.x + wid.y * nwg.x) * TN; // past p.n in the grid's extra workgroups: all masked
-    let m0 = wid.z * TM;
+    let splits = max(p.splits, 1u);
+    let split = wid.z % splits;
+    let m0 = wid.z / splits * TM;
     let ng = (p.k / 32u + 3u) / 4u;
+    // This workgroup's chunks of k: all, or its slice's whole groups of four blocks (128 elements).
     let chunks = (p.k + KC - 1u) / KC; // the last one may end past k: zeros are staged there
+    let split_chunks = (ng + splits - 1u) / splits * (128u / KC);
+    let c_first = min(split * split_chunks, chunks);
+    let c_end = min(c_first + split_chunks, chunks);
 
     // What this invocation loads: row xr of x, vec4s xq + j*WG/TM (j < XL) of each chunk, and weight
     // row wr, words wc + j*WG/TN (j < WL) of each group. Staged, vec4 q of x goes to vec4 index
@@ -190,8 +215,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc10 = mat4x4<f32>();
     var acc11 = mat4x4<f32>();
 
-    for (var c = 0u; c <= chunks; c++) {
-        if (c > 0u) {
+    for (var c = c_first; c <= c_end; c++) {
+        if (c > c_first) {
             // Stage chunk c-1, loaded during the previous trip; its buffers' last readers finished
             // before the previous trip's second barrier.
             stage_x(xe, xc, xv0);
@@ -216,7 +241,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             workgroupBarrier();
         }
-        if (c < chunks) {
+        if (c < c_end) {
             // Load chunk c, elements KC*c .. KC*c + KC of the x row, and at the start of a group
             // (128 elements) the words and scales of its four blocks.
             let q = KC / 4u * c + xq;
@@ -235,7 +260,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 }
             }
         }
-        if (c > 0u) {
+        if (c > c_first) {
             let bx = sl * 16u * (TM / 4u) + ty;
             let bw = sl * 16u * (TN / 4u) + tx;
             for (var kk = 0u; kk < 16u; kk++) {
@@ -263,9 +288,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (sl == 0u) {
-        emit_block(m0 + 4u * ty, n0 + 4u * tx, acc00);
-        emit_block(m0 + 4u * ty, n0 + 4u * (TX + tx), acc01);
-        emit_block(m0 + 4u * (TY + ty), n0 + 4u * tx, acc10);
-        emit_block(m0 + 4u * (TY + ty), n0 + 4u * (TX + tx), acc11);
+        emit_block(m0 + 4u * ty, n0 + 4u * tx, acc00, split);
+        emit_block(m0 + 4u * ty, n0 + 4u * (TX + tx), acc01, split);
+        emit_block(m0 + 4u * (TY + ty), n0 + 4u * tx, acc10, split);
+        emit_block(m0 + 4u * (TY + ty), n0 + 4u * (TX + tx), acc11, split);
     }
 }

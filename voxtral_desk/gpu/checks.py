@@ -48,8 +48,8 @@ class _Bench:
         self.tag = "subgroup" if self.kernels.subgroups else "workgroup"
         self.rng = np.random.default_rng(1234)
 
-    def program(self, label: str) -> Program:
-        return Program(self.kernels, label)
+    def program(self, label: str, max_rows: int | None = None) -> Program:
+        return Program(self.kernels, label, max_rows)
 
     def up(self, a) -> object:
         return upload(self.gpu, np.asarray(a))
@@ -79,11 +79,15 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
     # (rows of x, weight rows, rows per chunk, k, x stride), covering each q4 kernel variant (chosen by
     # the rows of x and the shape): 3 chunks of odd row counts, the last partial (and rows past it
     # inside a workgroup); a row of 40 blocks, more than one loop trip with the last partial; 129 blocks
-    # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x.
-    for m, n, chunk_rows, k, x_stride in ((1, 37, 13, 96, 100), (2, 21, 21, 1280, 1284), (3, 37, 13, 96, 100),
-                                          (5, 21, 21, 4128, 4128), (11, 30, 11, 1312, 1312),
-                                          (70, 150, 100, 1312, 1316)):
+    # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x, whole and with k
+    # split over workgroups (slices of 3, 3, 3 and 2 groups, 2 chunks of weight rows).
+    for m, n, chunk_rows, k, x_stride, split in ((1, 37, 13, 96, 100, False), (2, 21, 21, 1280, 1284, False),
+                                                 (3, 37, 13, 96, 100, False), (5, 21, 21, 4128, 4128, False),
+                                                 (11, 30, 11, 1312, 1312, False), (70, 150, 100, 1312, 1316, False),
+                                                 (70, 150, 100, 1312, 1316, True)):
         kname = _kernel_name(m, n, k)
+        if split:
+            kname += f" + split_sum, k in {K.tile_splits(m, chunk_rows, k)} slices"
         tag = f" ({b.tag})"
         w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
         x = b.rng.standard_normal((m, x_stride)).astype(np.float32)
@@ -91,13 +95,13 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
         resid = b.rng.standard_normal((m, n + 3)).astype(np.float32)
         want_plain = x[:, :k] @ wf.T
         xb, ob = b.up(x), b.up(np.zeros((m, n), np.float32))
-        p = b.program(kname)
+        p = b.program(kname, m if split else None)
         K.linear(p, w, xb, ob, k=k, x_stride=x_stride, bias=b.up(bias), gelu=True)
         p.build().run(m)
         out.append(compare(f"{kname} bias+gelu [{m}x{k}]x[{n}x{k}]^T, {len(w.chunks)} chunks{tag}",
                            b.f32(ob, (m, n)), ref.gelu(want_plain + bias)))
         rb = b.up(resid)
-        p = b.program(kname)
+        p = b.program(kname, m if split else None)
         K.linear(p, w, xb, rb, k=k, x_stride=x_stride, out_stride=n + 3, out_base=2, accumulate=True)
         p.build().run(m)
         want = resid.reshape(-1).copy()

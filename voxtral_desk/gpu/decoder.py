@@ -138,7 +138,7 @@ class DecoderStage:
         """(Re)create the step program: at load, and when the KV or audio ring grows."""
         d = self.d
         q_dim = d.n_heads * d.head_dim
-        prog = Program(self.kernels, "decoder step")
+        prog = Program(self.kernels, "decoder step", max_rows=self.max_batch)
         K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim, audio_cap=self.audio.cap)
         geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=self.kv_cap)
         for L in self.layers:

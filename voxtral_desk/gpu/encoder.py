@@ -92,7 +92,7 @@ class EncoderStage:
         self.sink = sink
         e, d = self.e, self.d
         de, fpt = e.dim, self.frames_per_token
-        prog = Program(self.kernels, "encoder")
+        prog = Program(self.kernels, "encoder", max_rows=self.max_frames)
         row = de * F32
         prog.copy(lambda m: [(self.conv_tail, 0, self.conv_h, 0, row)])
         K.linear(prog, self.conv0, self.mel_in, self.conv_h, k=3 * e.n_mels, x_stride=e.n_mels, out_base=de,

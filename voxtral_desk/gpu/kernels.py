@@ -29,6 +29,7 @@ KERNEL_SOURCES = {
     "q4_matvec": ("reduce", "activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_matvec"),
     "q4_direct": ("reduce", "activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_direct"),
     "q4_tiles": ("activations", "linear_out", "q4_epilogue", "f16x4", "q4_nibbles", "q4_tiles"),
+    "split_sum": ("activations", "linear_out", "split_sum"),
     "f32_rows": ("reduce", "activations", "linear_out", "f32_rows"),
     "rmsnorm": ("reduce", "rmsnorm"),
     "attention": ("reduce", "f16x4", "attention"),
@@ -67,6 +68,12 @@ MAX_GROUPS = 65535  # workgroups per grid dimension (WebGPU's minimum limit)
 # Command buffers per Program.submit. On an H200 (full-size model, same job): live step 8.6-9.0 ms with
 # 1, 8.0 with 4, 7.8 with 8; decode 646-677 tokens/s with 1, 706-716 with 4 or 8.
 SUBMIT_PIECES = 8
+# q4_tiles splits k into up to MAX_SPLITS slices (summed by split_sum) while its output tiles alone give
+# fewer than SPLIT_BELOW workgroups (4 per multiprocessor of an H200). There, for 16 s of audio: file
+# mode 0.49 s without splits, 0.44 with up to 4 below 264, 0.43 with up to 8 below 528 (encoder 11.4 ->
+# 10.0 ms per audio second, prefill 55 -> 41 ms), for 14 MiB of scratch.
+MAX_SPLITS = 8
+SPLIT_BELOW = 528
 USAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.COPY_SRC
 
 # linear_out.wgsl flags
@@ -185,14 +192,21 @@ class _Copy:
     regions: Callable[[int], list[tuple]]  # m -> [(src, src_offset, dst, dst_offset, size)]
 
 
+SCRATCH = object()  # stands for the program's scratch buffer in a dispatch's buffers until build()
+
+
 class Program:
     """A sequence of dispatches (and copies) built once and recorded many times. Each dispatch's
-    parameters are a function of the program's row count m, and so is its grid."""
+    parameters are a function of the program's row count m, and so is its grid. max_rows, the most
+    rows the program will be prepared for, lets matrix products split k through a scratch buffer."""
 
-    def __init__(self, kernels: Kernels, label: str):
+    def __init__(self, kernels: Kernels, label: str, max_rows: int | None = None):
         self.kernels = kernels
         self.gpu = kernels.gpu
         self.label = label
+        self.max_rows = max_rows
+        self.scratch_bytes = 0  # the largest scratch a dispatch asked for (Program.scratch)
+        self._scratch = None
         self.ops: list[_Dispatch | _Copy] = []
         self._param_buffer = None
         self._m: int | None = None
@@ -212,7 +226,15 @@ class Program:
     def copy(self, regions: Callable[[int], list[tuple]]) -> None:
         self.ops.append(_Copy(regions))
 
+    def scratch(self, nbytes: int) -> object:
+        """A buffer of at least nbytes that the dispatches of this program share (each uses it only
+        between its own writes and reads), made by build()."""
+        self.scratch_bytes = max(self.scratch_bytes, nbytes)
+        return SCRATCH
+
     def build(self) -> "Program":
+        if self.scratch_bytes:
+            self._scratch = empty(self.gpu, self.scratch_bytes, f"{self.label} scratch")
         dispatches = [op for op in self.ops if isinstance(op, _Dispatch)]
         self._param_buffer = self.gpu.device.create_buffer(
             label=f"{self.label} params", size=max(1, len(dispatches)) * PARAM_SLOT,
@@ -228,6 +250,7 @@ class Program:
             for b, buf in enumerate(op.buffers, start=1):
                 if buf is None:  # a binding number the kernel does not declare
                     continue
+                buf = self._scratch if buf is SCRATCH else buf
                 entries.append({"binding": b, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
             op.bind_groups[pipeline] = self.gpu.device.create_bind_group(
                 label=f"{self.label} {name}", layout=pipeline.get_bind_group_layout(0), entries=entries)
@@ -470,18 +493,26 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
     else:
         rope_geo = (0, 0, 0, 1, 1)
         rope_bufs = [dummy(prog.gpu), dummy(prog.gpu, "k"), dummy(prog.gpu, "v"), dummy(prog.gpu)]
+    # Products whose epilogue is per element (bias, GELU, accumulation) may split k over workgroups.
+    splittable = w.quantized and prog.max_rows is not None and not flags & (NORM | SWIGLU | ROPE)
     for c in w.chunks:
         def variant(m, c=c):
             return q4_kernel(rows(m), c.rows, k) if w.quantized else ("f32_rows", None)
 
+        def splits(m, c=c):
+            return tile_splits(rows(m), c.rows, k) if splittable and variant(m)[0] == "q4_tiles" else 1
+
         def params(m, c=c):
-            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, float(eps), *rope_geo)
+            return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, float(eps), *rope_geo,
+                    splits(m))
 
         def grid(m, c=c):
+            if splits(m) > 1:  # the split product below instead
+                return 0, 0, 0
             name, constants = variant(m)
+            if name == "q4_tiles":
+                return tile_grid(rows(m), c.rows)
             geo = constants or KERNEL_CONSTANTS[name]
-            if name == "q4_tiles":  # tiles of TN weight rows by TM rows of x
-                return *groups_2d(math.ceil(c.rows / geo["TN"])), math.ceil(rows(m) / geo["TM"])
             # teams of TEAM lanes per WEIGHT_ROWS_PER_TEAM weight rows, slices of ROWS rows of x
             per_team = WEIGHT_ROWS_PER_TEAM.get(name, 1)
             return (*groups_2d(math.ceil(c.rows / (per_team * WORKGROUP // geo["TEAM"]))),
@@ -491,6 +522,36 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
         weights = list(c.buffers) if w.quantized else [c.buffers[0], None]  # f32: binding 2 only
         extra = [gain, *rope_bufs] if w.quantized else []  # q4_epilogue.wgsl's bindings
         prog.dispatch(variant, [x, *weights, bias_buf, out, *extra], params, grid, tag, nbytes)
+        if splittable:
+            # Split: q4_tiles writes each slice of k's partial sums to the scratch, split_sum adds them.
+            partials = prog.scratch(MAX_SPLITS * rows(prog.max_rows) * c.rows * 4)
+
+            def split_grid(m, c=c):
+                tiles = tile_grid(rows(m), c.rows)
+                return (tiles[0], tiles[1], tiles[2] * splits(m)) if splits(m) > 1 else (0, 0, 0)
+
+            prog.dispatch("q4_tiles", [x, *weights, bias_buf, partials, *extra], params, split_grid, tag, nbytes)
+            prog.dispatch("split_sum", [partials, None, None, bias_buf, out], params,
+                          lambda m, c=c: (math.ceil(c.rows / WORKGROUP), rows(m), 1) if splits(m) > 1 else (0, 0, 0),
+                          f"{tag} split sum")
+
+
+def tile_splits(m: int, n: int, k: int) -> int:
+    """Slices of k for q4_tiles on m rows of x and n weight rows: doubled (up to MAX_SPLITS) while the
+    output tiles alone give fewer than SPLIT_BELOW workgroups and each slice keeps two groups of four
+    blocks or more."""
+    tiles = math.prod(tile_grid(m, n))
+    groups = math.ceil(k / 128)
+    splits = 1
+    while splits < MAX_SPLITS and tiles * splits < SPLIT_BELOW and groups // (2 * splits) >= 2:
+        splits *= 2
+    return splits
+
+
+def tile_grid(m: int, n: int) -> tuple[int, int, int]:
+    """q4_tiles' grid: tiles of TN weight rows (over x and y), by tiles of TM rows of x (z)."""
+    geo = KERNEL_CONSTANTS["q4_tiles"]
+    return *groups_2d(math.ceil(n / geo["TN"])), math.ceil(m / geo["TM"])
 
 
 def rmsnorm(prog: Program, x, w, out, *, d: int, eps: float) -> None:
@@ -605,7 +666,9 @@ def buffer_bytes(*objects) -> int:
         elif isinstance(o, (list, tuple)):
             for v in o:
                 walk(v, depth + 1)
-        elif hasattr(o, "__dict__") and not isinstance(o, (Kernels, GPUDevice, Program)):
+        elif isinstance(o, Program):
+            walk(o._scratch)
+        elif hasattr(o, "__dict__") and not isinstance(o, (Kernels, GPUDevice)):
             for v in vars(o).values():
                 walk(v, depth + 1)
 
