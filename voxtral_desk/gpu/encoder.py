@@ -1,7 +1,7 @@
 """Audio side on the GPU: causal conv stem, the sliding-window encoder and the adapter (spec §4-5).
 
 Mel frames arrive in chunks of up to `max_tokens` tokens (8 mel frames = 4 encoder frames each); each
-chunk is one submit of one program. The conv stem's causal state (2 mel frames, 1 conv0 frame) and the
+chunk is one Program.submit. The conv stem's causal state (2 mel frames, 1 conv0 frame) and the
 per-layer KV cache, a ring of window + chunk rows, carry over between chunks, so streaming in any
 chunking computes the same as one long call.
 """
