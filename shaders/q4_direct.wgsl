@@ -20,13 +20,6 @@ const ROWS: u32 = /*ROWS*/; // rows of x per slice
 const TEAM: u32 = /*TEAM*/; // invocations per four weight rows
 const GROUPS: u32 = TEAM / 4u; // groups of four blocks a team takes per trip
 
-@group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
-@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4]
-@group(0) @binding(3) var<storage, read> w_scale: array<vec2<u32>>; // [n, G] f16 x 4
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
 // Per lane, for each row j of x, the sums of the four weight rows and of x^2, as separate variables
 // (lines marked "each row j" are repeated for j = 0 .. ROWS-1 by the loader, kernels.Kernels.source):
 // arrays indexed in a loop the driver did not unroll lived in local memory, 10x slower on an H200.

@@ -1,6 +1,14 @@
-// Inputs and epilogues of the Q4 matrix kernels beyond linear_out.wgsl's: the folded RMSNorm's gain
-// (FLAG_NORM) and the stores of output rows that come in adjacent pairs (FLAG_SWIGLU, FLAG_ROPE). The
-// including kernel declares bindings 0-5 (p, x, weights, bias, out).
+// Bindings of the Q4 matrix kernels (q4_matvec, q4_direct, q4_tiles) and their inputs and epilogues
+// beyond linear_out.wgsl's: the folded RMSNorm's gain (FLAG_NORM) and the stores of output rows that
+// come in adjacent pairs (FLAG_SWIGLU, FLAG_ROPE). Weights (weights.interleave_q4): per row, G groups of
+// four blocks, word c of blocks 4g..4g+3 as one vec4<u32> and their four f16 scales as one vec2<u32>.
+
+@group(0) @binding(0) var<uniform> p: LinearParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
+@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4]
+@group(0) @binding(3) var<storage, read> w_scale: array<vec2<u32>>; // [n, G] f16 x 4
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 struct State {
     pos0: u32, // position of x row 0

@@ -21,13 +21,6 @@ const TEAM: u32 = /*TEAM*/; // invocations per pair of weight rows
 const GROUPS: u32 = TEAM / 4u; // groups of four blocks a team takes per trip
 const SPAN: u32 = GROUPS * 32u; // vec4s of a row of x per trip (128 elements per group)
 
-@group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
-@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4]
-@group(0) @binding(3) var<storage, read> w_scale: array<vec2<u32>>; // [n, G] f16 x 4
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
 var<workgroup> xs: array<vec4<f32>, (ROWS + 1u) * SPAN>; // [ROWS + 1, SPAN]: the trip's x rows, then the gain
 
 // What a lane's slice of rows of x needs to know, passed to `block`.

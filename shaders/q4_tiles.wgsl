@@ -39,13 +39,6 @@ const KC: u32 = 16u * SL;   // k per chunk
 const XL: u32 = KC * TM / 4u / WG; // x vec4s each invocation loads per chunk: 2 or 4
 const WL: u32 = 4u * TN / WG;      // words each invocation loads per group: 1 or 2
 
-@group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [m, x_stride/4]
-@group(0) @binding(2) var<storage, read> w_nib: array<vec4<u32>>;   // [n, G, 4 words]: blocks 4g..4g+3
-@group(0) @binding(3) var<storage, read> w_scale: array<vec2<u32>>; // [n, G] f16 x 4
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
 var<workgroup> xs: array<vec4<f32>, KC * TM / 4u>; // [KC, TM]; at the end partial blocks, sums of squares
 var<workgroup> ws: array<vec4<f32>, KC * TN / 4u>; // [KC, TN]
 
