@@ -38,7 +38,9 @@ def main() -> int:
     window = MainWindow(store, settings, History())
     window.show()
     window.start()
-    wait_until(app, lambda: window.engine is not None or bool(window.load_error), 120, "the model")
+    # Until the loader thread has finished the app is still "busy" (its end emits "idle").
+    wait_until(app, lambda: (window.engine is not None and window.loader is None) or bool(window.load_error), 120,
+               "the model")
     if window.engine is None:
         raise RuntimeError(window.load_error)
     if not window.hotkeys.active:
