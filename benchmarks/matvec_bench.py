@@ -74,7 +74,7 @@ def time_kernel(gpu, pipeline, bind_groups, grid, dispatches: int = DISPATCHES) 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--kernels", nargs="+", default=["q4_matvec", "q4_tiles"])
+    ap.add_argument("--kernels", nargs="+", default=["q4_matvec", "q4_direct", "q4_tiles"])
     ap.add_argument("--tiles", nargs="+", help="q4_tiles variants TMxTN for every shape, instead of TILE_VARIANTS")
     ap.add_argument("--dispatches", type=int, default=DISPATCHES)
     ap.add_argument("--copies-mb", type=int, default=COPIES_BYTES >> 20)
