@@ -91,7 +91,7 @@ class KVCache:
         self.pos = np.zeros(0, dtype=np.int64)
 
     def extend(self, k, v, pos):
-        k, v = (a.astype(self.dtype).astype(np.float32) for a in (k, v))
+        k, v = (a.astype(self.dtype, copy=False).astype(np.float32, copy=False) for a in (k, v))  # no copy for float32
         self.k = k if self.k is None else np.concatenate([self.k, k])
         self.v = v if self.v is None else np.concatenate([self.v, v])
         self.pos = np.concatenate([self.pos, pos])
