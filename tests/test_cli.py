@@ -53,8 +53,10 @@ def test_unknown_quantisation_is_refused(tmp_path, model_dir):
 
 def test_bench_reports_every_figure(model_dir):
     doc = json.loads(cli("bench", "--model", model_dir("tiny", 0), "--backend", "reference", "--seconds", "3",
-                         "--live-steps", "10", "--json").stdout)
+                         "--live-steps", "10", "--late-seconds", "4", "--json").stdout)
     for key in ("load_s", "file_rtf", "file_tokens_per_s", "encoder_ms_per_audio_s", "prefill_ms",
-                "decode_tokens_per_s", "live_step_ms_median", "live_step_ms_p95"):
+                "decode_tokens_per_s", "live_step_ms_median", "live_step_ms_p95", "live_late_step_ms_median",
+                "live_late_step_ms_p95"):
         assert doc[key] > 0, key
+    assert doc["live_late_seconds"] == 4 and doc["live_steps"] == 10
     assert doc["generated_tokens"] == 3 * 1000 // 80 + 1 + 17 - 1 - 6  # forced to full length

@@ -34,7 +34,7 @@ def nvidia_memory_used_mib() -> int | None:
 
 
 def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
-              live_steps: int = 100, log=print, profile: bool = False) -> dict:
+              live_steps: int = 100, log=print, profile: bool = False, late_seconds: float = 60.0) -> dict:
     mem_before = nvidia_memory_used_mib()
     t0 = time.perf_counter()
     model = load_model(model_path)
@@ -86,21 +86,31 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     log(f"encoder: {encode_s * 1000 / audio_in_encode:.2f} ms per second of audio; prefill of {n_prompt} "
         f"positions: {prefill_s * 1000:.1f} ms; decode: {n_decode / decode_s:.1f} tokens/s over {n_decode} steps")
 
-    # Live mode: 80 ms of audio per call, each returning its token.
+    # Live mode: 80 ms of audio per call, each returning its token; timed at the start of a dictation
+    # and, when late_seconds is longer, again over its last live_steps steps (the decoder attends to
+    # everything said so far, so later steps cost more).
     session.reset()
     step = session.audio_cfg.samples_per_token
-    live = synthetic_speech(live_steps * step / session.audio_cfg.sampling_rate + 1.0, session.audio_cfg.sampling_rate, 1)
+    rate = session.audio_cfg.sampling_rate
+    early_s = live_steps * step / rate + 1.0
+    live = synthetic_speech(max(early_s, late_seconds), rate, 1)
     latencies = []
     for i in range(0, len(live) - step + 1, step):
         start = time.perf_counter()
         got = session.feed(live[i : i + step])
         if got:
             latencies.append(time.perf_counter() - start)
-    lat = np.array(latencies[5:] or latencies) * 1000
+    lat = np.array(latencies[5: 5 + live_steps] or latencies) * 1000
     result.update(live_step_ms_median=round(float(np.median(lat)), 3), live_step_ms_p95=round(float(np.percentile(lat, 95)), 3),
                   live_tokens_per_s=round(1000 / float(np.median(lat)), 1), live_steps=len(lat))
     log(f"live mode: 80 ms step in {np.median(lat):.2f} ms median, {np.percentile(lat, 95):.2f} ms p95 "
         f"(~{1000 / np.median(lat):.0f} steps/s possible)")
+    if late_seconds > early_s:
+        late = np.array(latencies[-live_steps:]) * 1000
+        result.update(live_late_seconds=late_seconds, live_late_step_ms_median=round(float(np.median(late)), 3),
+                      live_late_step_ms_p95=round(float(np.percentile(late, 95)), 3))
+        log(f"live mode after {late_seconds:.0f} s of dictation: {np.median(late):.2f} ms median, "
+            f"{np.percentile(late, 95):.2f} ms p95")
 
     if profile:
         result["profile"] = profile_engine(engine, session, audio, mel, n_prompt, log)
@@ -186,7 +196,7 @@ def main_bench(args) -> int:
     from .cli import resolve_model
 
     result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet,
-                       args.profile)
+                       args.profile, args.late_seconds)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0

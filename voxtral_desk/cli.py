@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=BACKENDS, default="gpu")
     b.add_argument("--delay-ms", type=int, default=None)
     b.add_argument("--live-steps", type=int, default=100, help="80 ms steps timed in live mode")
+    b.add_argument("--late-seconds", type=float, default=60.0,
+                   help="dictation length after which live steps are timed again (0: only at the start)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.add_argument("--profile", action="store_true",
                    help="also GPU time per kernel class (timestamp queries) and CPU command-recording time")

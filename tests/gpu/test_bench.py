@@ -4,7 +4,7 @@ from voxtral_desk.bench import run_bench
 
 def test_profile_times_every_phase(models):
     model = models["tiny", 0]
-    result = run_bench(str(model.source), 2.0, "gpu", live_steps=5, log=lambda *a: None, profile=True)
+    result = run_bench(str(model.source), 2.0, "gpu", live_steps=5, log=lambda *a: None, profile=True, late_seconds=0)
     profile = result["profile"]
     for phase in ("file", "encode", "prefill", "decode", "live"):
         kernels = profile[phase]["kernels"]
