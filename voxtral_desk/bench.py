@@ -33,6 +33,12 @@ def nvidia_memory_used_mib() -> int | None:
         return None
 
 
+def step_ms(seconds: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile of step times, in milliseconds."""
+    ms = np.array(seconds) * 1000
+    return round(float(np.median(ms)), 3), round(float(np.percentile(ms, 95)), 3)
+
+
 def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
               live_steps: int = 100, log=print, profile: bool = False, late_seconds: float = 60.0) -> dict:
     mem_before = nvidia_memory_used_mib()
@@ -100,17 +106,15 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
         got = session.feed(live[i : i + step])
         if got:
             latencies.append(time.perf_counter() - start)
-    lat = np.array(latencies[5: 5 + live_steps] or latencies) * 1000
-    result.update(live_step_ms_median=round(float(np.median(lat)), 3), live_step_ms_p95=round(float(np.percentile(lat, 95)), 3),
-                  live_tokens_per_s=round(1000 / float(np.median(lat)), 1), live_steps=len(lat))
-    log(f"live mode: 80 ms step in {np.median(lat):.2f} ms median, {np.percentile(lat, 95):.2f} ms p95 "
-        f"(~{1000 / np.median(lat):.0f} steps/s possible)")
+    early = latencies[5: 5 + live_steps] or latencies
+    median, p95 = step_ms(early)
+    result.update(live_step_ms_median=median, live_step_ms_p95=p95, live_tokens_per_s=round(1000 / median, 1),
+                  live_steps=len(early))
+    log(f"live mode: 80 ms step in {median:.2f} ms median, {p95:.2f} ms p95 (~{1000 / median:.0f} steps/s possible)")
     if late_seconds > early_s:
-        late = np.array(latencies[-live_steps:]) * 1000
-        result.update(live_late_seconds=late_seconds, live_late_step_ms_median=round(float(np.median(late)), 3),
-                      live_late_step_ms_p95=round(float(np.percentile(late, 95)), 3))
-        log(f"live mode after {late_seconds:.0f} s of dictation: {np.median(late):.2f} ms median, "
-            f"{np.percentile(late, 95):.2f} ms p95")
+        median, p95 = step_ms(latencies[-live_steps:])
+        result.update(live_late_seconds=late_seconds, live_late_step_ms_median=median, live_late_step_ms_p95=p95)
+        log(f"live mode after {late_seconds:.0f} s of dictation: {median:.2f} ms median, {p95:.2f} ms p95")
 
     if profile:
         result["profile"] = profile_engine(engine, session, audio, mel, n_prompt, log)
