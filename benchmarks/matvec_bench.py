@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 import numpy as np
 import wgpu
@@ -30,9 +31,10 @@ from voxtral_desk.gpu.kernels import Kernels, empty, upload
 SHAPES = [("qkv", 6144, 3072), ("wo", 3072, 4096), ("w13", 18432, 3072), ("w2", 3072, 9216), ("head", 131072, 3072)]
 VARIANTS = [16, 32, 64]  # TEAM
 # (name, n, k, rows of x) for q4_matvec with several rows, and its (ROWS, TEAM) variants that hold
-# them in one slice (ROWS = the rows) or in slices of two (what the engine uses, kernels.q4_kernel)
+# them in one slice (ROWS = the rows) or in slices of two (kernels.q4_kernel says which the engine uses)
 ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2", 1280, 5120, 4),
-              ("enc wo", 1280, 1280, 4), ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
+              ("enc wo", 1280, 1280, 4), ("dec w13", 18432, 3072, 4), ("head", 131072, 3072, 4),
+              ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
               ("dec qkv", 6144, 3072, 8), ("dec w2", 3072, 9216, 8), ("head", 131072, 3072, 8)]
 DIRECT_TEAMS = [16, 32, 64, 128]  # q4_direct's TEAM variants
 DIRECT_ROWS = [8, 4, 2]  # and its rows of x per slice
@@ -96,6 +98,10 @@ def main() -> int:
     for name, n, k, m, kernel, consts in cases:
         nb = k // 32
         nbytes = n * nb * 18
+        if n * nb * 16 > gpu.max_binding_size:  # the engine would split it into row chunks
+            print(f"skipped {name} ({kernel}): its {n * nb * 16 >> 20} MiB of nibbles exceed this device's "
+                  f"{gpu.max_binding_size >> 20} MiB binding limit", file=sys.stderr)
+            continue
         if mats_key != (n, k):
             copies = max(1, min(16, (args.copies_mb << 20) // nbytes))
             mats = [(upload(gpu, rng.integers(0, 2**32, (n, nb * 4), dtype=np.uint32)),  # layout: weights.interleave_q4

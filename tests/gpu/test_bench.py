@@ -1,4 +1,6 @@
 """`voxtral-desk bench --profile` on the GPU engine: every phase reports GPU time per kernel class."""
+import pytest
+
 from voxtral_desk.bench import run_bench
 
 
@@ -12,3 +14,5 @@ def test_profile_times_every_phase(models):
         assert sum(k["calls"] for k in kernels.values()) > 0, phase
     assert any("q4_matvec" in name for name in profile["decode"]["kernels"] | profile["live"]["kernels"])
     assert profile["dispatches_per_decoder_step"] > 0
+    live = profile["live"]
+    assert live["gpu_ms_per_step"] == pytest.approx(live["gpu_ms_total"] / live["steps"], abs=1e-3)

@@ -80,9 +80,11 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
     # the rows of x and the shape): 3 chunks of odd row counts, the last partial (and rows past it
     # inside a workgroup); a row of 40 blocks, more than one loop trip with the last partial; 129 blocks
     # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x, whole and with k
-    # split over workgroups (slices of 3, 3, 3 and 2 groups, 2 chunks of weight rows).
+    # split over workgroups (slices of 3, 3, 3 and 2 groups, 2 chunks of weight rows); a wide matrix
+    # (chunks of n >= WIDE_RATIO * k) with 4 rows of x in one slice, 17 blocks in two trips.
     for m, n, chunk_rows, k, x_stride, split in ((1, 37, 13, 96, 100, False), (2, 21, 21, 1280, 1284, False),
-                                                 (3, 37, 13, 96, 100, False), (5, 21, 21, 4128, 4128, False),
+                                                 (3, 37, 13, 96, 100, False), (4, 3300, 1650, 544, 548, False),
+                                                 (5, 21, 21, 4128, 4128, False),
                                                  (11, 30, 11, 1312, 1312, False), (70, 150, 100, 1312, 1316, False),
                                                  (70, 150, 100, 1312, 1316, True)):
         kname = _kernel_name(m, n, k)
@@ -112,14 +114,15 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
 
 
 def _norm_checks(b: _Bench) -> list[KernelCheck]:
-    """The RMSNorm folded into the q4 kernels (FLAG_NORM) with a bias: a padded last group (41 blocks,
-    whose padding must not add to the sum of squares), 1, 5 and 19 rows of x."""
+    """The RMSNorm folded into the q4 kernels (FLAG_NORM) with a bias: a padded last group (41 or 17
+    blocks, whose padding must not add to the sum of squares), 1, 5 and 70 rows of x, and 4 rows of a
+    wide matrix."""
     out = []
-    n, k, eps = 45, 1312, 1e-5
-    w, wf = b.q4(n, k, limit=20 * q4_row_bytes(k))
-    gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
-    bias = b.rng.standard_normal(n).astype(np.float32)
-    for m in (1, 5, 19):
+    eps = 1e-5
+    for m, n, chunk_rows, k in ((1, 45, 20, 1312), (5, 45, 20, 1312), (70, 45, 20, 1312), (4, 1700, 1700, 544)):
+        w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
+        gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
+        bias = b.rng.standard_normal(n).astype(np.float32)
         x = (3 * b.rng.standard_normal((m, k))).astype(np.float32)
         ob = b.up(np.zeros((m, n), np.float32))
         p = b.program("norm")
@@ -131,9 +134,9 @@ def _norm_checks(b: _Bench) -> list[KernelCheck]:
 
 
 def _conv_check(b: _Bench) -> KernelCheck:
-    """f32_rows as the stride-2 causal conv: overlapping input rows, K = 3*C_in not a multiple of 32,
-    more than one slice of rows."""
-    c_in, c_out, t_out = 25, 19, 11
+    """f32_rows as the stride-2 causal conv: overlapping input rows, K = 3*C_in not a multiple of 32
+    (two trips of four loads, the last partial), more than one slice of rows."""
+    c_in, c_out, t_out = 55, 19, 11
     wconv = b.rng.standard_normal((c_out, c_in, 3)).astype(np.float32)
     bias = b.rng.standard_normal(c_out).astype(np.float32)
     x = b.rng.standard_normal((c_in, 2 * t_out + 1)).astype(np.float32)  # [C_in, frames]
@@ -164,13 +167,13 @@ def _rope_checks(b: _Bench) -> list[KernelCheck]:
     rotated into its buffer, k rotated and v into the KV ring, positions wrapping both the ring and the
     cos/sin table, weight chunks of whole pairs; one case per kernel variant."""
     out = []
-    h, kv, hd, cap, table_rows, pos0, k, eps = 4, 2, 10, 23, 20, 21, 96, 1e-5
+    h, kv, hd, cap, table_rows, pos0, k, eps = 4, 2, 10, 75, 72, 21, 96, 1e-5
     n = (h + 2 * kv) * hd
     blocks = quantize_q4_0(b.rng.standard_normal((n, k)).astype(np.float32))
     w, wf = q4_matrix(b.gpu, blocks, 27 * q4_row_bytes(k), "check", row_multiple=2), dequantize_q4_0(blocks)
     gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
     bias = b.rng.standard_normal(n).astype(np.float32)
-    for m in (1, 3, 19):
+    for m in (1, 3, 19, 70):
         x = b.rng.standard_normal((m, k)).astype(np.float32)
         pos = np.arange(pos0, pos0 + m)
         table = b.up(np.zeros((table_rows, hd // 2, 2), np.float32))
@@ -229,7 +232,7 @@ def _swiglu_checks(b: _Bench) -> list[KernelCheck]:
     w = gate_up_q4(b.gpu, *blocks, limit=26 * q4_row_bytes(k), label="check")
     w1, w3 = (dequantize_q4_0(x) for x in blocks)
     gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
-    for m, norm in ((2, False), (6, False), (19, True), (1, True)):
+    for m, norm in ((2, False), (6, False), (19, True), (70, True), (1, True)):
         x = b.rng.standard_normal((m, k)).astype(np.float32)
         ob = b.up(np.zeros((m, hidden), np.float32))
         p = b.program("swiglu")

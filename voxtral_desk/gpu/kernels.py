@@ -49,16 +49,20 @@ KERNEL_CONSTANTS = {
 # Which kernel takes m rows of x (q4_kernel), from benchmarks/matvec_bench.py and engine runs on an H200:
 # - m <= STAGED_MAX_ROWS: q4_matvec, one row or slices of two (grid z). Its staging of x in workgroup
 #   memory wins for one row (decoder matrices 11-25 us against q4_direct's 13-98 us) and for the
-#   encoder's 4 rows of a live step; slices of two beat one slice of 4 (decode 569 against 509 tokens/s).
+#   encoder's 4 rows of a live step; slices of two beat one slice of 4 (decode 569 against 509 tokens/s),
+#   except on wide matrices (n >= WIDE_RATIO * k), where one slice of 3-4 rows with teams of 16 won:
+#   the live step's encoder w13 1.35 -> 1.06 ms of GPU time per step, qkv 0.99 -> 0.91; 4 rows of the
+#   decoder's w13 62 -> 57 us, of the head 625 -> 279 us. (On the encoder's wo and w2, n = k and
+#   n = k/4, it lost: 0.48 -> 0.70 and 0.70 -> 1.16 ms.)
 # - m <= MATVEC_MAX_ROWS: q4_direct, four weight rows per team, in slices of at most 4 rows of x:
-#   speculative forwards. Decode (forwards of 8) 631 tokens/s with q4_matvec's slices of two, 665-736
-#   with q4_direct's 8 rows in one slice, 972-988 in two slices of 4, 784 in slices of 3, 788 of 2;
-#   forwards of 16 in slices of 4: 1164-1175, of 24: 1236, of 32: 1365. Wider forwards pay off only
-#   while the guesses hold (a random model's are nearly all right; real speech breaks them at every
-#   word, and a rejected forward of 32 costs 23 ms against 14 for 16), so speculation stops at 16.
+#   speculative forwards and prefill. Decode (forwards of 8) 631 tokens/s with q4_matvec's slices of
+#   two, 665-736 with q4_direct's 8 rows in one slice, 972-988 in two slices of 4, 784 in slices of 3,
+#   788 of 2. Up to 64 rows (one q4_tiles tile of rows, which fewer rows leave partly empty): prefill of
+#   39 positions 43-45 ms through q4_tiles, 31-34 ms through q4_direct (file mode 0.425 -> 0.41 s).
 # - more: q4_tiles.
 STAGED_MAX_ROWS = 4
-MATVEC_MAX_ROWS = 16
+WIDE_RATIO = 3
+MATVEC_MAX_ROWS = 64
 DIRECT_SLICE_ROWS = 4
 DIRECT_LANES = 24576  # lanes q4_direct's team width aims for in all (measured best on the 8-row shapes)
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
@@ -421,9 +425,11 @@ def _same(m: int) -> int:
 
 def q4_kernel(m: int, n: int, k: int) -> tuple[str, dict | None]:
     """The Q4 kernel for m rows of x and an [n, k] weight chunk: up to STAGED_MAX_ROWS go to q4_matvec
-    (one row, or slices of two), up to MATVEC_MAX_ROWS to q4_direct (even slices of at most
-    DIRECT_SLICE_ROWS), more to q4_tiles."""
+    (one row, slices of two, or for 3-4 rows of a wide matrix one slice with teams of 16), up to
+    MATVEC_MAX_ROWS to q4_direct (even slices of at most DIRECT_SLICE_ROWS), more to q4_tiles."""
     if m <= STAGED_MAX_ROWS:
+        if m > 2 and n >= WIDE_RATIO * k:
+            return "q4_matvec", {"ROWS": m, "TEAM": 16}
         return "q4_matvec", {"ROWS": min(m, 2), "TEAM": 32}
     if m <= MATVEC_MAX_ROWS:
         slices = -(-m // DIRECT_SLICE_ROWS)
