@@ -98,8 +98,9 @@ def main() -> int:
     for name, n, k, m, kernel, consts in cases:
         nb = k // 32
         nbytes = n * nb * 18
-        if n * nb * 16 > gpu.max_binding_size:  # the engine would split it into row chunks
-            print(f"skipped {name} ({kernel}): its {n * nb * 16 >> 20} MiB of nibbles exceed this device's "
+        nib_bytes = n * nb * 16  # the largest binding: the nibbles, one vec4<u32> per group and word
+        if nib_bytes > gpu.max_binding_size:  # the engine would split it into row chunks
+            print(f"skipped {name} ({kernel}): its {nib_bytes >> 20} MiB of nibbles exceed this device's "
                   f"{gpu.max_binding_size >> 20} MiB binding limit", file=sys.stderr)
             continue
         if mats_key != (n, k):
