@@ -30,30 +30,23 @@ var<private> x_row{j}: u32; // each row j
 // Word c of one block in the four weight rows (words.x .. .w, scales d) applied to every row of the
 // slice; e is the index of the lane's low-nibble vec4 of x within a row (its high one is e + 4).
 fn block(words: vec4<u32>, d: vec4<f32>, e: u32, norm: bool) {
-    var lo0 = nibbles(words.x, 0u);
-    var hi0 = nibbles(words.x, 4u);
-    var lo1 = nibbles(words.y, 0u);
-    var hi1 = nibbles(words.y, 4u);
-    var lo2 = nibbles(words.z, 0u);
-    var hi2 = nibbles(words.z, 4u);
-    var lo3 = nibbles(words.w, 0u);
-    var hi3 = nibbles(words.w, 4u);
-    if (norm) { // (x * gain) . w as x . (gain * w): the gain is applied once for all rows of x
+    let lo0 = nibbles(words.x, 0u);
+    let hi0 = nibbles(words.x, 4u);
+    let lo1 = nibbles(words.y, 0u);
+    let hi1 = nibbles(words.y, 4u);
+    let lo2 = nibbles(words.z, 0u);
+    let hi2 = nibbles(words.z, 4u);
+    let lo3 = nibbles(words.w, 0u);
+    let hi3 = nibbles(words.w, 4u);
+    var x_lo{j} = x[x_row{j} + e]; // each row j
+    var x_hi{j} = x[x_row{j} + e + 4u]; // each row j
+    if (norm) { // the gain on x, not on the four dequantised weight rows: speculative decoding 1136 ->
+                // 1259-1289 tokens/s on an H200
         let g_lo = gain[e];
         let g_hi = gain[e + 4u];
-        lo0 *= g_lo;
-        hi0 *= g_hi;
-        lo1 *= g_lo;
-        hi1 *= g_hi;
-        lo2 *= g_lo;
-        hi2 *= g_hi;
-        lo3 *= g_lo;
-        hi3 *= g_hi;
-    }
-    let x_lo{j} = x[x_row{j} + e]; // each row j
-    let x_hi{j} = x[x_row{j} + e + 4u]; // each row j
-    if (norm) {
         sum_sq{j} += dot(x_lo{j}, x_lo{j}) + dot(x_hi{j}, x_hi{j}); // each row j
+        x_lo{j} *= g_lo; // each row j
+        x_hi{j} *= g_hi; // each row j
     }
     acc{j} += d * vec4<f32>(dot(lo0, x_lo{j}) + dot(hi0, x_hi{j}), dot(lo1, x_lo{j}) + dot(hi1, x_hi{j}), dot(lo2, x_lo{j}) + dot(hi2, x_hi{j}), dot(lo3, x_lo{j}) + dot(hi3, x_hi{j})); // each row j
 }

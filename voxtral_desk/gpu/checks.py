@@ -115,11 +115,12 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
 
 def _norm_checks(b: _Bench) -> list[KernelCheck]:
     """The RMSNorm folded into the q4 kernels (FLAG_NORM) with a bias: a padded last group (41 or 17
-    blocks, whose padding must not add to the sum of squares), 1, 5 and 70 rows of x, and 4 rows of a
-    wide matrix."""
+    blocks, whose padding must not add to the sum of squares), 1, 3 (slices of two rows, the second
+    partial), 5 and 70 rows of x, and 4 rows of a wide matrix."""
     out = []
     eps = 1e-5
-    for m, n, chunk_rows, k in ((1, 45, 20, 1312), (5, 45, 20, 1312), (70, 45, 20, 1312), (4, 1700, 1700, 544)):
+    for m, n, chunk_rows, k in ((1, 45, 20, 1312), (3, 45, 20, 1312), (5, 45, 20, 1312), (70, 45, 20, 1312),
+                                (4, 1700, 1700, 544)):
         w, wf = b.q4(n, k, limit=chunk_rows * q4_row_bytes(k))
         gain = (1 + 0.2 * b.rng.standard_normal(k)).astype(np.float32)
         bias = b.rng.standard_normal(n).astype(np.float32)
