@@ -501,18 +501,20 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
         rope_bufs = [dummy(prog.gpu), dummy(prog.gpu, "k"), dummy(prog.gpu, "v"), dummy(prog.gpu)]
     # Products whose epilogue is per element (bias, GELU, accumulation) may split k over workgroups.
     splittable = w.quantized and prog.max_rows is not None and not flags & (NORM | SWIGLU | ROPE)
-    for c in w.chunks:
-        def variant(m, c=c):
+
+    def chunk(c):
+        """The dispatches of one row chunk of w (a function, so that each chunk's closures see their own c)."""
+        def variant(m):
             return q4_kernel(rows(m), c.rows, k) if w.quantized else ("f32_rows", None)
 
-        def splits(m, c=c):
+        def splits(m):
             return tile_splits(rows(m), c.rows, k) if splittable and variant(m)[0] == "q4_tiles" else 1
 
-        def params(m, c=c):
+        def params(m):
             return (rows(m), c.rows, k, x_stride, out_stride, out_base, c.row0, flags, float(eps), *rope_geo,
                     splits(m))
 
-        def grid(m, c=c):
+        def grid(m):
             if splits(m) > 1:  # the split product below instead
                 return 0, 0, 0
             name, constants = variant(m)
@@ -532,14 +534,17 @@ def linear(prog: Program, w, x, out, *, k: int, x_stride: int | None = None, out
             # Split: q4_tiles writes each slice of k's partial sums to the scratch, split_sum adds them.
             partials = prog.scratch(MAX_SPLITS * rows(prog.max_rows) * c.rows * 4)
 
-            def split_grid(m, c=c):
+            def split_grid(m):
                 tiles = tile_grid(rows(m), c.rows)
                 return (tiles[0], tiles[1], tiles[2] * splits(m)) if splits(m) > 1 else (0, 0, 0)
 
             prog.dispatch("q4_tiles", [x, *weights, bias_buf, partials, *extra], params, split_grid, tag, nbytes)
             prog.dispatch("split_sum", [partials, None, None, bias_buf, out], params,
-                          lambda m, c=c: (math.ceil(c.rows / WORKGROUP), rows(m), 1) if splits(m) > 1 else (0, 0, 0),
+                          lambda m: (math.ceil(c.rows / WORKGROUP), rows(m), 1) if splits(m) > 1 else (0, 0, 0),
                           f"{tag} split sum")
+
+    for c in w.chunks:
+        chunk(c)
 
 
 def tile_splits(m: int, n: int, k: int) -> int:
