@@ -1,4 +1,5 @@
-"""`voxtral-desk bench --profile` on the GPU engine: every phase reports GPU time per kernel class."""
+"""`voxtral-desk bench --profile` on the GPU engine: every phase reports GPU time per kernel class, and
+live steps also per whole program."""
 import pytest
 
 from voxtral_desk.bench import run_bench
@@ -16,3 +17,7 @@ def test_profile_times_every_phase(models):
     assert profile["dispatches_per_decoder_step"] > 0
     live = profile["live"]
     assert live["gpu_ms_per_step"] == pytest.approx(live["gpu_ms_total"] / live["steps"], abs=1e-3)
+    whole = profile["live_programs"]
+    assert {name: k["calls"] for name, k in whole["kernels"].items()} == {
+        "encoder: whole program": whole["steps"], "decoder step: whole program": whole["steps"]}
+    assert whole["gpu_ms_per_step"] == pytest.approx(whole["gpu_ms_total"] / whole["steps"], abs=1e-3)
