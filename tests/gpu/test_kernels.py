@@ -44,3 +44,19 @@ def test_kernels_on_a_second_backend_without_subgroups():
     results = run_kernel_checks(gl)
     assert not gl.has_subgroups
     assert all(c.passed for c in results), "\n".join(str(c) for c in results if not c.passed)
+
+
+def test_a_bad_dispatch_is_reported(gpu):
+    """Program.encode hands dispatches straight to wgpu-native; an invalid one must still raise."""
+    import wgpu
+
+    from voxtral_desk.gpu.kernels import MAX_GROUPS, Kernels, Program, empty
+
+    prog = Program(Kernels(gpu), "bad grid")
+    state = empty(gpu, 16)
+    prog.dispatch("advance", [state], lambda m: (), lambda m: (MAX_GROUPS + 1, 1, 1))
+    prog.build().prepare(1)
+    encoder = gpu.device.create_command_encoder()
+    with pytest.raises(wgpu.GPUValidationError, match="65535"):
+        prog.encode(encoder, 1)
+        encoder.finish()
