@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import pytest
+import wgpu
 
 from voxtral_desk.gpu.checks import run_kernel_checks
 from voxtral_desk.gpu.device import open_device
-from voxtral_desk.gpu.kernels import KERNEL_SOURCES
+from voxtral_desk.gpu.kernels import KERNEL_SOURCES, MAX_GROUPS, Kernels, Program, empty
 
 pytestmark = pytest.mark.gpu
 
@@ -48,10 +49,6 @@ def test_kernels_on_a_second_backend_without_subgroups():
 
 def test_a_bad_dispatch_is_reported(gpu):
     """Program.encode hands dispatches straight to wgpu-native; an invalid one must still raise."""
-    import wgpu
-
-    from voxtral_desk.gpu.kernels import MAX_GROUPS, Kernels, Program, empty
-
     prog = Program(Kernels(gpu), "bad grid")
     state = empty(gpu, 16)
     prog.dispatch("advance", [state], lambda m: (), lambda m: (MAX_GROUPS + 1, 1, 1))
