@@ -32,6 +32,14 @@ def test_every_kernel_is_checked(checks, gpu):
         assert "(subgroup)" in names and "(workgroup)" in names
 
 
+def test_kernels_pass_with_runtime_checks(gpu):
+    """The engine's kernels are compiled without naga's index clamps (kernels.shader_module). With the
+    clamps, an access out of bounds lands on another element instead of robust access's zero or
+    nothing, so a kernel that relied on straying would fail here."""
+    results = run_kernel_checks(gpu, runtime_checks=True)
+    assert all(c.passed for c in results), "\n".join(str(c) for c in results if not c.passed)
+
+
 def test_kernels_on_a_second_backend_without_subgroups():
     """wgpu's OpenGL backend has no subgroups: the workgroup-memory kernels must stand alone there."""
     from voxtral_desk.gpu.device import GPUUnavailableError, list_adapters

@@ -42,9 +42,9 @@ def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float = F32_TOL) 
 class _Bench:
     """A device, its kernels and small helpers to run one-off programs."""
 
-    def __init__(self, gpu: GPUDevice, subgroups: bool):
+    def __init__(self, gpu: GPUDevice, subgroups: bool, runtime_checks: bool = False):
         self.gpu = gpu
-        self.kernels = Kernels(gpu, subgroups)
+        self.kernels = Kernels(gpu, subgroups, runtime_checks)
         self.tag = "subgroup" if self.kernels.subgroups else "workgroup"
         self.rng = np.random.default_rng(1234)
 
@@ -293,13 +293,14 @@ def subgroups_work(gpu: GPUDevice) -> bool:
     return _subgroup_verdicts[key]
 
 
-def run_kernel_checks(gpu: GPUDevice | None = None) -> list[KernelCheck]:
+def run_kernel_checks(gpu: GPUDevice | None = None, runtime_checks: bool = False) -> list[KernelCheck]:
     """Run every kernel once against numpy; kernels with reductions run in both variants (subgroup
-    and workgroup memory) when the device has subgroups."""
+    and workgroup memory) when the device has subgroups. runtime_checks: compiled with naga's index
+    clamps and loop bounds (kernels.shader_module), which the engine leaves out."""
     gpu = gpu or default_device()
     results = []
     for subgroups in ([True, False] if gpu.has_subgroups else [False]):
-        b = _Bench(gpu, subgroups)
+        b = _Bench(gpu, subgroups, runtime_checks)
         once = subgroups == gpu.has_subgroups  # kernels without reductions run in one variant only
         results += _linear_checks(b)
         results += _norm_checks(b)
