@@ -8,6 +8,7 @@ import wgpu
 
 from voxtral_desk.gpu import decoder as dec
 from voxtral_desk.gpu.engine import GPUEngine
+from voxtral_desk.gpu.kernels import Ahead
 from voxtral_desk.reference import ReferenceEngine
 from voxtral_desk.session import StreamingSession
 from voxtral_desk.tokenizer import Tokenizer
@@ -76,8 +77,9 @@ def test_streaming_equals_offline(preset, models, clips, engines):
 
 
 def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkeypatch):
-    """decode(1) per token: no pipeline, bind group or buffer is created once the engine is warm, and the
-    ids come back through the one persistent staging buffer."""
+    """decode(1) per token: no pipeline, bind group or buffer is created once the engine is warm, the
+    ids come back through the one persistent staging buffer, and every step submits the encoder's and
+    the decoder's command buffers recorded during the step before (kernels.Ahead)."""
     model = models["tiny", 2]
     engine = GPUEngine(model, device=gpu)
     session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
@@ -92,10 +94,20 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
         monkeypatch.setattr(device_cls, method, lambda self, *a, _o=original, _m=method, **k: created.append(_m) or _o(self, *a, **k))
     calls = []
     original_decode = engine.decoder.decode
-    monkeypatch.setattr(engine.decoder, "decode", lambda n, trace: calls.append(n) or original_decode(n, trace))
+    monkeypatch.setattr(engine.decoder, "decode", lambda n, trace, **kw: calls.append(n) or original_decode(n, trace, **kw))
+    taken = []
+    original_take = Ahead.take
+
+    def take(self, key):
+        buffer = original_take(self, key)
+        taken.append(buffer is not None)
+        return buffer
+
+    monkeypatch.setattr(Ahead, "take", take)
     for start in range(21280, len(audio), 1280):
         session.feed(audio[start: start + 1280])
     assert calls and set(calls) == {1}, calls
+    assert taken == [True] * 2 * len(calls)
     assert engine.decoder.staging is staging
     assert created == [], created
     assert staging.map_state == wgpu.enums.BufferMapState.unmapped
@@ -114,6 +126,11 @@ def test_ring_growth_and_wrap(models, clips, gpu, monkeypatch):
     engine = GPUEngine(model, device=gpu, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
     want = transcribe(ReferenceEngine(model, kv_dtype=GPUEngine.kv_dtype), model, clips["speech"], 480)
     assert transcribe(engine, model, clips["speech"], 480) == want
+    # Live steps (80 ms feeds) while the KV ring grows (64 -> 88 rows at position 65, past the prompt):
+    # the step recorded ahead for the old ring is dropped, not run.
+    live = GPUEngine(model, device=gpu, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
+    audio = clips["speech"]
+    assert transcribe(live, model, audio, 480, [*range(0, len(audio), 1280), len(audio)]) == want
     d = engine.decoder
     assert d.kv_cap == d.kv_full == model.config.decoder.sliding_window + 8
     assert len(want) + 39 > d.kv_full  # positions went past the ring: it wrapped

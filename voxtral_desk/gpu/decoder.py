@@ -13,9 +13,12 @@ Generated positions of a decode(n) with n > 1 (file mode, catching up) are decod
 model mostly repeats its last token (runs of STREAMING_PAD), so `step` runs k positions at once with
 the true input in row 0 and that input guessed again for rows 1..k-1, and keeps the rows whose guessed
 inputs turned out right: the ids are exactly those of one-position-at-a-time greedy decoding. Live mode
-(decode(1)) keeps the chained single step.
+(decode(1)) keeps the chained single step, and records the next one (and, through the engine, the
+encoder's next chunk) while the GPU runs it: the next live step submits without recording first.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import wgpu
@@ -137,6 +140,7 @@ class DecoderStage:
         self.last_id = 0  # the id decoded last: the input of the next position once past the prompt
         self.spec_max = min(SPEC_MAX, max_batch, IDS_CAP)
         self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
+        self.ahead = K.Ahead(kernels)  # the next live step, recorded during this one
 
     def _build(self) -> None:
         """(Re)create the step program: at load, and when the KV or audio ring grows."""
@@ -211,7 +215,9 @@ class DecoderStage:
 
     # --- decoding ----------------------------------------------------------------------------------
 
-    def decode(self, n: int, trace: dict | None) -> np.ndarray:
+    def decode(self, n: int, trace: dict | None, while_waiting: Callable[[], None] | None = None) -> np.ndarray:
+        """The ids of the next n positions. while_waiting: work for the CPU while the GPU runs a live step
+        (decode(1)), before its id is read back (the engine records the encoder's next chunk there)."""
         if n > self.audio_tokens_ready:
             raise ValueError(f"decode({n}) but only {self.audio_tokens_ready} audio tokens are ready")
         out = np.empty(n, dtype=np.int64)
@@ -221,8 +227,10 @@ class DecoderStage:
             left = n - done
             if self.position < len(self.prompt):  # known inputs: batched forwards
                 ids = self._round(min(left, len(self.prompt) - self.position, IDS_CAP), trace)
+            elif n == 1 and trace is None:
+                ids = self._live_step(while_waiting)
             elif n == 1 or self.spec_k == 1:
-                # Live mode, or guesses keep missing (the model is not repeating): steps chained on the
+                # Live mode with a trace, or guesses keep missing (the model is not repeating): steps chained on the
                 # GPU, one submit and one readback, then speculation is tried again with 2 positions.
                 ids = self._round(min(left, self.steps_per_submit, IDS_CAP), trace)
                 self.spec_k = max(self.spec_k, 2)  # (live mode leaves it as it was)
@@ -260,6 +268,26 @@ class DecoderStage:
             trace.setdefault("logits", []).extend(logits)
         self.position += m
         return ids[:m]
+
+    def _live_step(self, while_waiting: Callable[[], None] | None) -> np.ndarray:
+        """One generated position, from a command buffer recorded during the previous live step when the
+        step program is still the same (kernels.Ahead); the next step's is recorded while the GPU runs
+        this one."""
+        q = self.gpu.queue
+        q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
+        K.write_rope_table(self.gpu, self.rope, self.position, 1, self.d.head_dim, self.d.rope_theta, self.table_rows)
+        self.step.prepare(1)
+        recorded = self.ahead.take(self.step)
+        q.submit([recorded if recorded is not None else self._live_step_buffer()])
+        self.position += 1
+        self.ahead.record(self.step, self._live_step_buffer)
+        if while_waiting is not None:
+            while_waiting()
+        return self._read_ids(1)
+
+    def _live_step_buffer(self) -> object:
+        return self.step.command_buffer(
+            1, lambda encoder: encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(1)))
 
     def _round(self, n: int, trace: dict | None) -> np.ndarray:
         """n positions (n <= IDS_CAP) in few submits, then one readback of their ids."""

@@ -83,6 +83,7 @@ class EncoderStage:
         self.rope = empty(gpu, K.rope_table_bytes(e.head_dim, self.table_rows), "enc rope")
         self.state = empty(gpu, 16, "enc state")  # u32 pos0 of the chunk
         self.kernels = kernels
+        self.ahead = K.Ahead(kernels)
         self.reset()
 
     def build(self, sink) -> None:
@@ -125,6 +126,18 @@ class EncoderStage:
         self.mel_tail = np.zeros((self.e.n_mels, 2), dtype=np.float32)  # conv0's causal left context
         self.gpu.queue.write_buffer(self.conv_tail, 0, np.zeros(self.e.dim, np.float32))
 
+    def _recording_key(self, t: int) -> tuple:
+        """What a recording of a chunk of t frames depends on: t, and where its copy into the sink's
+        queue goes (the program itself never changes)."""
+        return t, tuple(self.sink.audio_regions(self.ad_out, t // self.frames_per_token))
+
+    def record_ahead(self) -> None:
+        """Record the next chunk of one token now, for encode() to submit (kernels.Ahead): the decoder
+        calls this while the GPU runs a live step."""
+        t = self.frames_per_token
+        self.program.prepare(t)
+        self.ahead.record(self._recording_key(t), lambda: self.program.command_buffer(t))
+
     def encode(self, mel: np.ndarray, trace: dict | None) -> None:
         """mel [n_mels, 8k] -> k audio embeddings appended to the sink's queue."""
         per_token = 2 * self.frames_per_token
@@ -144,7 +157,11 @@ class EncoderStage:
             n_tok = t // self.frames_per_token
             self.sink.reserve_audio(n_tok)
             self.program.prepare(t)
-            self.program.submit(t)
+            recorded = self.ahead.take(self._recording_key(t))
+            if recorded is not None:
+                q.submit([recorded])
+            else:
+                self.program.submit(t)
             self.sink.commit_audio(n_tok)
             self.pos += t
             if trace is not None:

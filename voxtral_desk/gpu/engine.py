@@ -81,4 +81,4 @@ class GPUEngine:
 
     def decode(self, n: int) -> np.ndarray:
         """Run the next n decoder positions; returns the argmax id of each (the next position's token)."""
-        return self.decoder.decode(n, self.trace)
+        return self.decoder.decode(n, self.trace, while_waiting=self.encoder.record_ahead)

@@ -374,12 +374,41 @@ class Program:
                 finish(encoder)
             self.gpu.queue.submit([encoder.finish()])
 
+    def command_buffer(self, m: int, finish: Callable | None = None) -> object:
+        """The program (prepared for m) recorded into one finished command buffer, followed by
+        finish(encoder)'s commands."""
+        encoder = self.gpu.device.create_command_encoder()
+        self.record(encoder, m)
+        if finish is not None:
+            finish(encoder)
+        return encoder.finish()
+
     def run(self, m: int) -> None:
         """prepare + record + submit, for one-off programs."""
         self.prepare(m)
-        encoder = self.gpu.device.create_command_encoder()
-        self.record(encoder, m)
-        self.gpu.queue.submit([encoder.finish()])
+        self.gpu.queue.submit([self.command_buffer(m)])
+
+
+class Ahead:
+    """A command buffer recorded before it is needed, kept with a key of everything its recording
+    depended on (the program, its row count, copy regions), and handed out only for the same key.
+    A live step records the next step's buffers while the GPU runs its own, so recording (~300
+    dispatches) leaves the critical path: live step medians 5.69-6.29 -> 5.29-5.34 ms on an H200 (same
+    job). A mismatched or unused buffer is dropped unsubmitted.
+    Nothing is recorded ahead while profiling: the profiler's timestamps belong to submitted work."""
+
+    def __init__(self, kernels: Kernels):
+        self.kernels = kernels
+        self._key = None
+        self._buffer = None
+
+    def record(self, key, record: Callable[[], object]) -> None:
+        self._key, self._buffer = key, (record() if self.kernels.profiler is None else None)
+
+    def take(self, key) -> object | None:
+        """The buffer recorded for this key (once), else None."""
+        buffer, self._buffer = self._buffer, None
+        return buffer if key == self._key else None
 
 
 class Profiler:
