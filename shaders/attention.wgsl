@@ -13,6 +13,10 @@
 // before their sums: with one load per trip each invocation waited on one load at a time, and a live
 // step's attention (32 encoder and 26 decoder layers, one workgroup per head) took 1.30 ms of GPU time
 // on an H200; four per trip took 1.0 ms, eight 0.96 ms with no faster live step.
+// With p.splits > 1 (few queries: too few workgroups for the GPU) the block's keys are split into
+// p.splits runs, one per workgroup (grid z), each writing its queries' unnormalised sums of values with
+// their softmax maximum and denominator to `partials` [splits, m, H, hd/4 + 1]; attention_combine.wgsl
+// weighs the runs into `out`.
 
 struct AttnParams {
     m: u32,
@@ -22,6 +26,7 @@ struct AttnParams {
     cap: u32,
     window: u32,
     scale: f32,
+    splits: u32,
 }
 
 struct State {
@@ -41,12 +46,14 @@ const NONE: f32 = -3.0e38;  // the score of a key the query does not see
 @group(0) @binding(3) var<storage, read> v_cache: array<vec2<u32>>;  // [cap, KV * hd] f16, 4 per vec2
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>; // [m, H * hd]
 @group(0) @binding(5) var<storage, read> state: State;
+@group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>; // [splits, m, H, hd/4 + 1]
 
 var<workgroup> qs: array<vec4<f32>, ROWS * 64u>; // [ROWS, hd/4]
 var<workgroup> ps: array<f32, ROWS * KEYS>;      // [ROWS, KEYS] scores, then softmax numerators
 var<workgroup> part: array<vec4<f32>, WG>;
 var<workgroup> rescales: array<f32, ROWS>; // per query: the round's rescaling of earlier sums
 var<workgroup> sums: array<f32, ROWS>;     // per query: the softmax denominator
+var<workgroup> maxes: array<f32, ROWS>;    // and its running maximum
 
 // Per invocation, the score of its current key for query row j of the block (lines marked "each row
 // j" are repeated for j = 0 .. ROWS-1 by the loader), as separate variables: arrays indexed in a loop
@@ -89,6 +96,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let first = state.pos0 + m0; // position of the block's first query
     let lo = select(0u, first + 1u - p.window, first + 1u > p.window);
     let n = first + nq - lo; // keys some query of the block sees
+    // This workgroup's run of them: keys c_first .. c_end (all of them unless split).
+    let per_split = (n + p.splits - 1u) / p.splits;
+    let c_first = min(wid.z * per_split, n);
+    let c_end = min(c_first + per_split, n);
     for (var e = lid; e < ROWS * 64u; e += WG) {
         let j = e / 64u;
         let d = e % 64u;
@@ -107,24 +118,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let dl = lid % hd4;
     var run_max = NONE;
     var lsum = 0.0;
-    for (var c0 = 0u; c0 < n; c0 += KEYS) {
-        for (var i = lid; i < KEYS; i += WG) { // an invocation's own entries of ps: no barrier needed
-            s{j} = NONE; // each row j
-            if (c0 + i < n) {
-                let kp = lo + c0 + i;
-                score(kp, (kp % p.cap) * row4 + kv_off, hd4, first, nq);
-            }
+    for (var c0 = c_first; c0 < c_end; c0 += KEYS) {
+        let cnt = min(KEYS, c_end - c0); // keys of this round
+        for (var i = lid; i < cnt; i += WG) { // an invocation's own entries of ps: no barrier needed
+            let kp = lo + c0 + i;
+            score(kp, (kp % p.cap) * row4 + kv_off, hd4, first, nq);
             ps[{j}u * KEYS + i] = s{j}; // each row j
         }
         workgroupBarrier();
         var chunk_max = NONE;
-        for (var i = t; i < KEYS; i += TQ) {
+        for (var i = t; i < cnt; i += TQ) {
             chunk_max = max(chunk_max, ps[qb * KEYS + i]);
         }
         let new_max = max(run_max, team_max(chunk_max, lid, TQ, sg_size));
         let rescale = exp(run_max - new_max); // 0 on the first round with a key the query sees
         var esum = 0.0;
-        for (var i = t; i < KEYS; i += TQ) {
+        for (var i = t; i < cnt; i += TQ) {
             let s = ps[qb * KEYS + i];
             let e = select(0.0, exp(s - new_max), s > NONE); // unseen keys weigh 0, even in a round of only them
             ps[qb * KEYS + i] = e;
@@ -140,7 +149,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc{j} *= rescales[{j}u]; // each row j
         if (g < groups) {
             // Four keys per trip (those past the round's read its last key, weighted 0).
-            let cnt = min(KEYS, n - c0);
             let at = lo + c0;
             for (var k = g; k < cnt; k += 4u * groups) {
                 let k1 = min(k + groups, cnt - 1u);
@@ -157,13 +165,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     if (t == 0u) {
         sums[qb] = lsum;
+        maxes[qb] = run_max;
     }
-    finish({j}u, acc{j}, m0, nq, h, hd4, lid); // each row j
+    finish({j}u, acc{j}, m0, nq, h, hd4, lid, wid.z); // each row j
 }
 
-// Row j of the block: the groups' partial sums of values added and divided by the query's softmax sum.
-// Called by every invocation (barriers; j < nq is uniform).
-fn finish(j: u32, acc: vec4<f32>, m0: u32, nq: u32, h: u32, hd4: u32, lid: u32) {
+// Row j of the block: the groups' partial sums of values added and divided by the query's softmax sum,
+// or, split, written undivided with the maximum and the sum. Called by every invocation (barriers;
+// j < nq is uniform).
+fn finish(j: u32, acc: vec4<f32>, m0: u32, nq: u32, h: u32, hd4: u32, lid: u32, split: u32) {
     if (j >= nq) {
         return;
     }
@@ -174,7 +184,16 @@ fn finish(j: u32, acc: vec4<f32>, m0: u32, nq: u32, h: u32, hd4: u32, lid: u32) 
         for (var i = 0u; i < WG / hd4; i++) {
             total += part[i * hd4 + lid];
         }
-        out[((m0 + j) * p.n_heads + h) * hd4 + lid] = total / sums[j];
+        let row = (m0 + j) * p.n_heads + h;
+        if (p.splits == 1u) {
+            out[row * hd4 + lid] = total / sums[j];
+        } else {
+            let at = ((split * p.m) * p.n_heads + row) * (hd4 + 1u);
+            partials[at + lid] = total;
+            if (lid == 0u) {
+                partials[at + hd4] = vec4<f32>(maxes[j], sums[j], 0.0, 0.0);
+            }
+        }
     }
     workgroupBarrier();
 }
