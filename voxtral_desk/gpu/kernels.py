@@ -45,10 +45,12 @@ KERNEL_SOURCES = {
 }
 # Geometry of the matrix kernels, substituted into the WGSL (/*NAME*/): ROWS, rows of x per workgroup
 # slice (grid z); TEAM, lanes per team of weight rows; TM x TN, q4_tiles' output tile (rows of x by
-# weight rows; 64 x 64 measured best or near best on every shape of the model on an H200,
-# benchmarks/matvec_bench.py). q4_matvec and q4_direct are built per row count (see q4_kernel).
+# weight rows; on an H200, the kernels compiled without runtime checks, the file-mode encoder took for
+# 16 s of audio in chunks of 64 tokens 129-133 ms with 64 x 64, 112 with 128 x 64 and 105 with 64 x
+# 128; in chunks of 128, 131, 101, 85-88 and 100 with 128 x 128). q4_matvec and q4_direct are built
+# per row count (see q4_kernel).
 KERNEL_CONSTANTS = {
-    "q4_tiles": {"TM": 64, "TN": 64},
+    "q4_tiles": {"TM": 64, "TN": 128},
     "f32_rows": {"TEAM": 32, "ROWS": 8},
 }
 # Which kernel takes m rows of x (q4_kernel), from benchmarks/matvec_bench.py and engine runs on an H200:
