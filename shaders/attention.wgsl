@@ -18,17 +18,6 @@
 // their softmax maximum and denominator to `partials` [splits, m, H, hd/4 + 1]; attention_combine.wgsl
 // weighs the runs into `out`.
 
-struct AttnParams {
-    m: u32,
-    n_heads: u32,
-    n_kv: u32,
-    head_dim: u32,
-    cap: u32,
-    window: u32,
-    scale: f32,
-    splits: u32,
-}
-
 struct State {
     pos0: u32,
     out_idx: u32,
@@ -38,7 +27,6 @@ const WG: u32 = 256u;
 const ROWS: u32 = /*ROWS*/; // query rows per workgroup
 const KEYS: u32 = /*KEYS*/; // keys per round
 const TQ: u32 = WG / ROWS;  // invocations per query in the softmax and the sum of values
-const NONE: f32 = -3.0e38;  // the score of a key the query does not see
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated

@@ -3,17 +3,6 @@
 // the largest), the sums added and divided by the denominators'. A run with no key the query sees has
 // the maximum NONE and weighs 0. One invocation per vec4 of the output; grid: (groups over x and y).
 
-struct AttnParams {
-    m: u32,
-    n_heads: u32,
-    n_kv: u32,
-    head_dim: u32,
-    cap: u32,
-    window: u32,
-    scale: f32,
-    splits: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>; // [splits, m, H, hd/4 + 1]
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>; // [m, H * hd]
@@ -30,7 +19,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let row = e / hd4;
     let d = e % hd4;
     let stride = rows * (hd4 + 1u); // between runs
-    var top = -3.0e38;
+    var top = NONE;
     for (var s = 0u; s < p.splits; s++) {
         top = max(top, partials[s * stride + row * (hd4 + 1u) + hd4].x);
     }
