@@ -223,9 +223,9 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
         want = ref.attention(q.reshape(m, h, hd), kc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd),
                              vc[k_pos % cap].astype(np.float32).reshape(-1, kv, hd), np.arange(pos0, pos0 + m), k_pos, window)
         rows, splits = K.attention_block(m)["ROWS"], K.attention_splits(m, h, window)
-        out.append(compare(f"attention {m} queries ({rows} per workgroup), {splits} runs of keys{' + attention_combine' if splits > 1 else ''}, "
-                           f"GQA {h}/{kv}, hd {hd}, window {window}, ring {cap} ({b.tag})",
-                           b.f32(ob, (m, h * hd)), want))
+        runs = f"{splits} runs of keys + attention_combine" if splits > 1 else "unsplit"
+        out.append(compare(f"attention {m} queries ({rows} per workgroup, {runs}), GQA {h}/{kv}, hd {hd}, "
+                           f"window {window}, ring {cap} ({b.tag})", b.f32(ob, (m, h * hd)), want))
     return out
 
 

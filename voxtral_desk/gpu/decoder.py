@@ -230,8 +230,9 @@ class DecoderStage:
             elif n == 1 and trace is None:
                 ids = self._live_step(while_waiting)
             elif n == 1 or self.spec_k == 1:
-                # Live mode with a trace, or guesses keep missing (the model is not repeating): steps chained on the
-                # GPU, one submit and one readback, then speculation is tried again with 2 positions.
+                # Live mode with a trace, or guesses keep missing (the model is not repeating): steps
+                # chained on the GPU, one submit and one readback, then speculation is tried again with 2
+                # positions.
                 ids = self._round(min(left, self.steps_per_submit, IDS_CAP), trace)
                 self.spec_k = max(self.spec_k, 2)  # (live mode leaves it as it was)
             else:

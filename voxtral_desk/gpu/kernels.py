@@ -691,11 +691,15 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
     # (With blocks of ATTENTION_BLOCK rows, m past this gives enough workgroups unsplit.)
     split_rows = max(ATTENTION_BLOCK_FROM, ATTENTION_BLOCK * split_from // (2 * n_heads))
     most_rows = max((splits(m) * m for m in range(1, split_rows + 1) if splits(m) > 1), default=0)
-    partials = prog.scratch(most_rows * n_heads * (head_dim // 4 + 1) * 16) if most_rows else dummy(prog.gpu, "partials")
+    partials = (prog.scratch(most_rows * n_heads * (head_dim // 4 + 1) * 16) if most_rows
+                else dummy(prog.gpu, "partials"))
+
+    def combine_grid(m):
+        return (*groups_2d(math.ceil(m * n_heads * head_dim // 4 / 64)), 1) if splits(m) > 1 else (0, 0, 0)
+
     prog.dispatch(variant, [q, k_cache, v_cache, out, state, partials], params,
                   lambda m: (n_heads, math.ceil(m / variant(m)[1]["ROWS"]), splits(m)))
-    prog.dispatch("attention_combine", [partials, out], params,
-                  lambda m: (*groups_2d(math.ceil(m * n_heads * head_dim // 4 / 64)), 1) if splits(m) > 1 else (0, 0, 0))
+    prog.dispatch("attention_combine", [partials, out], params, combine_grid)
 
 
 def attention_splits(m: int, n_heads: int, window: int, split_from: int = ATTENTION_SPLIT_FROM) -> int:
