@@ -687,11 +687,10 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
     def params(m):
         return m, n_heads, n_kv, head_dim, cap, window, scale, splits(m)
 
-    # Split runs of one query row and head: an unnormalised vec4 per 4 of head_dim, and (max, sum).
-    # (With blocks of ATTENTION_BLOCK rows, m past this gives enough workgroups unsplit.)
-    split_rows = max(ATTENTION_BLOCK_FROM, ATTENTION_BLOCK * split_from // (2 * n_heads))
-    most_rows = max((splits(m) * m for m in range(1, split_rows + 1) if splits(m) > 1), default=0)
-    partials = (prog.scratch(most_rows * n_heads * (head_dim // 4 + 1) * 16) if most_rows
+    # Split runs of one query row and head: an unnormalised vec4 per 4 of head_dim, and (max, sum). A
+    # split attention has at most split_from workgroups (attention_splits), each with a block of at most
+    # ATTENTION_BLOCK query rows; one query splits the most (it has the fewest blocks).
+    partials = (prog.scratch(split_from * ATTENTION_BLOCK * (head_dim // 4 + 1) * 16) if splits(1) > 1
                 else dummy(prog.gpu, "partials"))
 
     def combine_grid(m):
