@@ -79,7 +79,8 @@ def test_streaming_equals_offline(preset, models, clips, engines):
 def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkeypatch):
     """decode(1) per token: no pipeline, bind group or buffer is created once the engine is warm, the
     ids come back through the one persistent staging buffer, and every step submits the encoder's and
-    the decoder's command buffers recorded during the step before (kernels.Ahead)."""
+    the decoder's command buffers recorded during the step before (kernels.Ahead), their RoPE rows
+    written then too: a step's first GPU work is its two submits."""
     model = models["tiny", 2]
     engine = GPUEngine(model, device=gpu)
     session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
@@ -104,13 +105,23 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
         return buffer
 
     monkeypatch.setattr(Ahead, "take", take)
+    events = []
+    queue_cls = type(gpu.queue)
+    original_submit = queue_cls.submit
+    monkeypatch.setattr(queue_cls, "submit", lambda self, buffers: events.append("submit") or original_submit(self, buffers))
+    original_rope = kernels.write_rope_table
+    monkeypatch.setattr(kernels, "write_rope_table", lambda *a: events.append("rope") or original_rope(*a))
     for start in range(21280, len(audio), 1280):
+        events.append("feed")
         session.feed(audio[start: start + 1280])
     assert calls and set(calls) == {1}, calls
     assert taken == [True] * 2 * len(calls)
+    steps = [step.split() for step in " ".join(events).split("feed") if step.strip()]
+    assert steps == [["submit", "submit", "rope", "rope"]] * len(calls), steps
     assert engine.decoder.staging is staging
     assert created == [], created
-    assert staging.map_state == wgpu.enums.BufferMapState.unmapped
+    staging.map_sync(wgpu.MapMode.READ)  # left unmapped by kernels.map_read
+    staging.unmap()
     engine.synchronize()
     assert engine.gpu_memory_bytes > 0
 

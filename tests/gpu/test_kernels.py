@@ -1,12 +1,15 @@
 """Each WGSL kernel against numpy on odd sizes (checks.run_kernel_checks, also used by --self-test)."""
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import wgpu
 
 from voxtral_desk.gpu.checks import run_kernel_checks
 from voxtral_desk.gpu.device import open_device
-from voxtral_desk.gpu.kernels import KERNEL_SOURCES, MAX_GROUPS, Kernels, Program, empty
+from voxtral_desk.gpu.kernels import KERNEL_SOURCES, MAX_GROUPS, Kernels, Program, empty, map_read, upload
 
 pytestmark = pytest.mark.gpu
 
@@ -65,3 +68,25 @@ def test_a_bad_dispatch_is_reported(gpu):
     with pytest.raises(wgpu.GPUValidationError, match="65535"):
         prog.encode(encoder, 1)
         encoder.finish()
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_map_read_returns_what_the_gpu_copied(gpu, spin):
+    """kernels.map_read waits for the submitted copy itself (wgpu-native's poll on this thread), also
+    when it spins first as it does on hardware adapters."""
+    gpu = dataclasses.replace(gpu, is_software=not spin)
+    data = np.arange(64, dtype=np.uint32) * 7919
+    staging = gpu.device.create_buffer(size=data.nbytes, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
+    for start in (0, 16):  # twice: the buffer is unmapped again after a read
+        src = upload(gpu, data[start:])
+        encoder = gpu.device.create_command_encoder()
+        encoder.copy_buffer_to_buffer(src, 0, staging, 0, (64 - start) * 4)
+        gpu.queue.submit([encoder.finish()])
+        got = map_read(gpu, staging, (64 - start) * 4).view(np.uint32)
+        np.testing.assert_array_equal(got, data[start:])
+
+
+def test_map_read_failure_is_an_error(gpu):
+    unmappable = empty(gpu, 64, "not mappable")
+    with pytest.raises(RuntimeError, match="could not read back the not mappable buffer"):
+        map_read(gpu, unmappable, 64)

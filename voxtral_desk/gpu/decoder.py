@@ -14,7 +14,8 @@ model mostly repeats its last token (runs of STREAMING_PAD), so `step` runs k po
 the true input in row 0 and that input guessed again for rows 1..k-1, and keeps the rows whose guessed
 inputs turned out right: the ids are exactly those of one-position-at-a-time greedy decoding. Live mode
 (decode(1)) keeps the chained single step, and records the next one (and, through the engine, the
-encoder's next chunk) while the GPU runs it: the next live step submits without recording first.
+encoder's next chunk) and writes its position inputs while the GPU runs it: the next live step
+submits without recording or writing first.
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ class DecoderStage:
         self.spec_max = min(SPEC_MAX, max_batch, IDS_CAP)
         self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
         self.ahead = K.Ahead(kernels)  # the next live step, recorded during this one
+        self.live_inputs_at = None  # the position whose live-step inputs (state, RoPE row) are written
 
     def _build(self) -> None:
         """(Re)create the step program: at load, and when the KV or audio ring grows."""
@@ -176,6 +178,7 @@ class DecoderStage:
     def reset(self, prompt: list[int]) -> None:
         self.prompt = list(prompt)
         self.position = 0
+        self.live_inputs_at = None
         self.audio.written = 0
         self.spec_k = self.spec_max
 
@@ -253,6 +256,7 @@ class DecoderStage:
         q = self.gpu.queue
         d = self.d
         guess = self.last_id
+        self.live_inputs_at = None
         q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
         q.write_buffer(self.tok, 0, np.full(k, guess, dtype=np.uint32))
         K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
@@ -272,19 +276,29 @@ class DecoderStage:
 
     def _live_step(self, while_waiting: Callable[[], None] | None) -> np.ndarray:
         """One generated position, from a command buffer recorded during the previous live step when the
-        step program is still the same (kernels.Ahead); the next step's is recorded while the GPU runs
-        this one."""
-        q = self.gpu.queue
-        q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
-        K.write_rope_table(self.gpu, self.rope, self.position, 1, self.d.head_dim, self.d.rope_theta, self.table_rows)
+        step program is still the same (kernels.Ahead), with its inputs written then too; the next
+        step's are recorded and written while the GPU runs this one."""
+        if self.live_inputs_at != self.position:
+            self._write_live_inputs()
+        self.live_inputs_at = None  # the step moves the GPU-side position on
         self.step.prepare(1)
         recorded = self.ahead.take(self.step)
-        q.submit([recorded if recorded is not None else self._live_step_buffer()])
+        self.gpu.queue.submit([recorded if recorded is not None else self._live_step_buffer()])
         self.position += 1
         self.ahead.record(self.step, self._live_step_buffer)
+        # Queue writes take effect after the work submitted before them, so the step in flight still
+        # reads its own inputs. Written here (and the encoder's in while_waiting), they left the next
+        # step's way to its submit: live steps 0.05-0.1 ms sooner on an H200 (kernels.map_read).
+        self._write_live_inputs()
         if while_waiting is not None:
             while_waiting()
         return self._read_ids(1)
+
+    def _write_live_inputs(self) -> None:
+        """The state and RoPE row of a live step at the current position."""
+        self.gpu.queue.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
+        K.write_rope_table(self.gpu, self.rope, self.position, 1, self.d.head_dim, self.d.rope_theta, self.table_rows)
+        self.live_inputs_at = self.position
 
     def _live_step_buffer(self) -> object:
         return self.step.command_buffer(
@@ -294,6 +308,7 @@ class DecoderStage:
         """n positions (n <= IDS_CAP) in few submits, then one readback of their ids."""
         q = self.gpu.queue
         d = self.d
+        self.live_inputs_at = None
         q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
         nbytes = _map_size(n)
         done = 0
@@ -325,8 +340,4 @@ class DecoderStage:
 
     def _read_ids(self, n: int) -> np.ndarray:
         """The n ids the last submit copied into the staging buffer."""
-        nbytes = _map_size(n)
-        self.staging.map_sync(wgpu.MapMode.READ, 0, nbytes)
-        ids = np.frombuffer(self.staging.read_mapped(0, nbytes), dtype=np.uint32)[:n].astype(np.int64)
-        self.staging.unmap()
-        return ids
+        return K.map_read(self.gpu, self.staging, _map_size(n)).view(np.uint32)[:n].astype(np.int64)
