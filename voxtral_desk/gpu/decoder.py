@@ -126,6 +126,7 @@ class DecoderStage:
                                                 usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
         self.state = empty(gpu, 16, "dec state")  # u32 [pos0, out_idx]
         self.rope = empty(gpu, K.rope_table_bytes(d.head_dim, self.table_rows), "dec rope")
+        self.positions = K.PositionInputs(gpu, self.state, self.rope, d.head_dim, d.rope_theta, self.table_rows)
         self.t_cond = empty(gpu, d.dim * F32, "t_cond")
         self.ada = empty(gpu, d.n_layers * d.dim * F32, "ada scales")  # [L, D]: s_j, applied as (1 + s_j)
         self.audio = AudioRing(gpu, d.dim, INITIAL_AUDIO_ROWS)
@@ -142,7 +143,6 @@ class DecoderStage:
         self.spec_max = min(SPEC_MAX, max_batch, IDS_CAP)
         self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
         self.ahead = K.Ahead(kernels)  # the next live step, recorded during this one
-        self.live_inputs_at = None  # the position whose live-step inputs (state, RoPE row) are written
 
     def _build(self) -> None:
         """(Re)create the step program: at load, and when the KV or audio ring grows."""
@@ -178,7 +178,7 @@ class DecoderStage:
     def reset(self, prompt: list[int]) -> None:
         self.prompt = list(prompt)
         self.position = 0
-        self.live_inputs_at = None
+        self.positions.forget()
         self.audio.written = 0
         self.spec_k = self.spec_max
 
@@ -256,10 +256,8 @@ class DecoderStage:
         q = self.gpu.queue
         d = self.d
         guess = self.last_id
-        self.live_inputs_at = None
-        q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
+        self.positions.ensure(self.position, k)
         q.write_buffer(self.tok, 0, np.full(k, guess, dtype=np.uint32))
-        K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
         self.step.prepare(k)
         self.step.submit(k, lambda encoder: encoder.copy_buffer_to_buffer(self.ids, 0, self.staging, 0, _map_size(k)))
         ids = self._read_ids(k)
@@ -276,29 +274,18 @@ class DecoderStage:
 
     def _live_step(self, while_waiting: Callable[[], None] | None) -> np.ndarray:
         """One generated position, from a command buffer recorded during the previous live step when the
-        step program is still the same (kernels.Ahead), with its inputs written then too; the next
-        step's are recorded and written while the GPU runs this one."""
-        if self.live_inputs_at != self.position:
-            self._write_live_inputs()
-        self.live_inputs_at = None  # the step moves the GPU-side position on
+        step program is still the same (kernels.Ahead), with its inputs written then too
+        (kernels.PositionInputs); the next step's are recorded and written while the GPU runs this one."""
+        self.positions.ensure(self.position, 1)
         self.step.prepare(1)
         recorded = self.ahead.take(self.step)
         self.gpu.queue.submit([recorded if recorded is not None else self._live_step_buffer()])
         self.position += 1
         self.ahead.record(self.step, self._live_step_buffer)
-        # Queue writes take effect after the work submitted before them, so the step in flight still
-        # reads its own inputs. Written here (and the encoder's in while_waiting), they left the next
-        # step's way to its submit: live steps 0.05-0.1 ms sooner on an H200 (kernels.map_read).
-        self._write_live_inputs()
+        self.positions.write_ahead(self.position, 1)
         if while_waiting is not None:
             while_waiting()
         return self._read_ids(1)
-
-    def _write_live_inputs(self) -> None:
-        """The state and RoPE row of a live step at the current position."""
-        self.gpu.queue.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
-        K.write_rope_table(self.gpu, self.rope, self.position, 1, self.d.head_dim, self.d.rope_theta, self.table_rows)
-        self.live_inputs_at = self.position
 
     def _live_step_buffer(self) -> object:
         return self.step.command_buffer(
@@ -308,7 +295,8 @@ class DecoderStage:
         """n positions (n <= IDS_CAP) in few submits, then one readback of their ids."""
         q = self.gpu.queue
         d = self.d
-        self.live_inputs_at = None
+        # The state once for the round (its ids land at out_idx 0, 1, ...), RoPE rows per submit.
+        self.positions.forget()
         q.write_buffer(self.state, 0, np.array([self.position, 0], dtype=np.uint32))
         nbytes = _map_size(n)
         done = 0

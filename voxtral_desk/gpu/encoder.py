@@ -82,6 +82,7 @@ class EncoderStage:
         self.ad_out = empty(gpu, tokens * d.dim * F32, "adapter out")
         self.rope = empty(gpu, K.rope_table_bytes(e.head_dim, self.table_rows), "enc rope")
         self.state = empty(gpu, 16, "enc state")  # u32 pos0 of the chunk
+        self.positions = K.PositionInputs(gpu, self.state, self.rope, e.head_dim, e.rope_theta, self.table_rows)
         self.kernels = kernels
         self.ahead = K.Ahead(kernels)
         self.reset()
@@ -123,7 +124,7 @@ class EncoderStage:
 
     def reset(self) -> None:
         self.pos = 0  # encoder frames done
-        self.inputs_written = None  # (pos, frames) of the chunk whose state and RoPE rows are written
+        self.positions.forget()
         self.mel_tail = np.zeros((self.e.n_mels, 2), dtype=np.float32)  # conv0's causal left context
         self.gpu.queue.write_buffer(self.conv_tail, 0, np.zeros(self.e.dim, np.float32))
 
@@ -134,18 +135,11 @@ class EncoderStage:
 
     def record_ahead(self) -> None:
         """Record the next chunk of one token now, and write its position inputs, for encode() to submit
-        (kernels.Ahead): the decoder calls this while the GPU runs a live step. The writes take effect
-        after the work already submitted, which they cannot disturb."""
+        (kernels.Ahead, kernels.PositionInputs): the decoder calls this while the GPU runs a live step."""
         t = self.frames_per_token
         self.program.prepare(t)
         self.ahead.record(self._recording_key(t), lambda: self.program.command_buffer(t))
-        self._write_position_inputs(t)
-
-    def _write_position_inputs(self, t: int) -> None:
-        """The state and RoPE rows of a chunk of t frames at the current position."""
-        self.gpu.queue.write_buffer(self.state, 0, np.array([self.pos, 0], dtype=np.uint32))
-        K.write_rope_table(self.gpu, self.rope, self.pos, t, self.e.head_dim, self.e.rope_theta, self.table_rows)
-        self.inputs_written = (self.pos, t)
+        self.positions.write_ahead(self.pos, t)
 
     def encode(self, mel: np.ndarray, trace: dict | None) -> None:
         """mel [n_mels, 8k] -> k audio embeddings appended to the sink's queue."""
@@ -161,9 +155,7 @@ class EncoderStage:
             self.mel_tail = x0[:, -2:]
             q = self.gpu.queue
             q.write_buffer(self.mel_in, 0, np.ascontiguousarray(x0.T, dtype=np.float32))
-            if self.inputs_written != (self.pos, t):
-                self._write_position_inputs(t)
-            self.inputs_written = None
+            self.positions.ensure(self.pos, t)
             n_tok = t // self.frames_per_token
             self.sink.reserve_audio(n_tok)
             self.program.prepare(t)

@@ -827,6 +827,38 @@ def write_rope_table(gpu: GPUDevice, table, pos0: int, n: int, head_dim: int, th
         gpu.queue.write_buffer(table, (p % table_rows) * row, pairs[i: i + count])
 
 
+class PositionInputs:
+    """What a program reads of its rows' positions: the state word [pos0, 0] (the decoder's `advance`
+    kernel moves it on) and the RoPE rows of positions pos0 .. pos0+n. A live step writes its next
+    chunk's while the GPU runs the step (write_ahead; queue writes take effect after the work submitted
+    before them, so the chunk in flight keeps its own), and the next submit writes them only if they
+    were not written ahead for it (ensure): they left the live step's way to its submit, 0.05-0.1 ms
+    sooner on an H200 (map_read)."""
+
+    def __init__(self, gpu: GPUDevice, state, rope, head_dim: int, theta: float, table_rows: int):
+        self.gpu, self.state, self.rope = gpu, state, rope
+        self.head_dim, self.theta, self.table_rows = head_dim, theta, table_rows
+        self.forget()
+
+    def forget(self) -> None:
+        """After the buffers were written some other way (or a reset): nothing stands written ahead."""
+        self._ahead = None  # (pos0, n) written ahead and not submitted yet
+
+    def write_ahead(self, pos0: int, n: int) -> None:
+        self._write(pos0, n)
+        self._ahead = (pos0, n)
+
+    def ensure(self, pos0: int, n: int) -> None:
+        """The inputs of the chunk about to be submitted."""
+        if self._ahead != (pos0, n):
+            self._write(pos0, n)
+        self._ahead = None
+
+    def _write(self, pos0: int, n: int) -> None:
+        self.gpu.queue.write_buffer(self.state, 0, np.array([pos0, 0], dtype=np.uint32))
+        write_rope_table(self.gpu, self.rope, pos0, n, self.head_dim, self.theta, self.table_rows)
+
+
 def buffer_bytes(*objects) -> int:
     """Total size of the distinct wgpu buffers reachable from the objects' attributes, dicts, lists and
     tuples (for memory reports)."""
