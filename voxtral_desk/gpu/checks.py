@@ -79,12 +79,13 @@ def _linear_checks(b: _Bench) -> list[KernelCheck]:
     # (rows of x, weight rows, rows per chunk, k, x stride), covering each q4 kernel variant (chosen by
     # the rows of x and the shape): 3 chunks of odd row counts, the last partial (and rows past it
     # inside a workgroup); a row of 40 blocks, more than one loop trip with the last partial; 129 blocks
-    # (a padded group) in teams wider than a subgroup; 41 blocks; two tile rows of x, whole and with k
-    # split over workgroups (slices of 3, 3, 3 and 2 groups, 2 chunks of weight rows); a wide matrix
-    # (chunks of n >= WIDE_RATIO * k) with 4 rows of x in one slice, 17 blocks in two trips.
+    # (a padded group) in teams wider than a subgroup, for one row of x (teams of 64, matvec_team) and
+    # for 5; 41 blocks; two tile rows of x, whole and with k split over workgroups (slices of 3, 3, 3
+    # and 2 groups, 2 chunks of weight rows); a wide matrix (chunks of n >= WIDE_RATIO * k) with 4 rows
+    # of x in one slice, 17 blocks in two trips.
     for m, n, chunk_rows, k, x_stride, split in ((1, 37, 13, 96, 100, False), (2, 21, 21, 1280, 1284, False),
                                                  (3, 37, 13, 96, 100, False), (4, 3300, 1650, 544, 548, False),
-                                                 (5, 21, 21, 4128, 4128, False),
+                                                 (1, 37, 13, 4128, 4128, False), (5, 21, 21, 4128, 4128, False),
                                                  (11, 30, 11, 1312, 1312, False), (70, 150, 100, 1312, 1316, False),
                                                  (70, 150, 100, 1312, 1316, True)):
         kname = _kernel_name(m, n, k)

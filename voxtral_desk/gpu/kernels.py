@@ -60,7 +60,11 @@ KERNEL_CONSTANTS = {
 #   except on wide matrices (n >= WIDE_RATIO * k), where one slice of 3-4 rows with teams of 16 won:
 #   the live step's encoder w13 1.35 -> 1.06 ms of GPU time per step, qkv 0.99 -> 0.91; 4 rows of the
 #   decoder's w13 62 -> 57 us, of the head 625 -> 279 us. (On the encoder's wo and w2, n = k and
-#   n = k/4, it lost: 0.48 -> 0.70 and 0.70 -> 1.16 ms.)
+#   n = k/4, it lost: 0.48 -> 0.70 and 0.70 -> 1.16 ms.) One row takes teams of 32 lanes, or of 64 where
+#   teams of 32 would give fewer than MATVEC_LANES lanes in all (matvec_team): the decoder's wo and w2
+#   and the adapter's products, whose 3072 weight rows gave 192 workgroups for 132 multiprocessors. The
+#   live step's GPU time 4.25 -> 4.17 ms (two runs each, alternating in one process); teams of 64 on
+#   every one-row product instead: 4.42 ms.
 # - m <= MATVEC_MAX_ROWS: q4_direct, four weight rows per team, in slices of at most 4 rows of x:
 #   speculative forwards and prefill. Decode (forwards of 8) 631 tokens/s with q4_matvec's slices of
 #   two, 665-736 with q4_direct's 8 rows in one slice, 972-988 in two slices of 4, 784 in slices of 3,
@@ -72,6 +76,7 @@ WIDE_RATIO = 3
 MATVEC_MAX_ROWS = 64
 DIRECT_SLICE_ROWS = 4
 DIRECT_LANES = 24576  # lanes q4_direct's team width aims for in all (measured best on the 8-row shapes)
+MATVEC_LANES = 65536  # lanes below which q4_matvec's teams for one row of x are 64 wide (matvec_team)
 SUBGROUP_ARG = "/*SUBGROUP_SIZE*/"
 ROW_LINE = "// each row j"  # WGSL lines ending so are repeated for j = 0 .. ROWS-1
 PARAM_SLOT = 256  # bytes per parameter block: the largest uniform offset alignment a device may require
@@ -559,16 +564,24 @@ def _same(m: int) -> int:
 
 def q4_kernel(m: int, n: int, k: int) -> tuple[str, dict | None]:
     """The Q4 kernel for m rows of x and an [n, k] weight chunk: up to STAGED_MAX_ROWS go to q4_matvec
-    (one row, slices of two, or for 3-4 rows of a wide matrix one slice with teams of 16), up to
-    MATVEC_MAX_ROWS to q4_direct (even slices of at most DIRECT_SLICE_ROWS), more to q4_tiles."""
+    (one row in teams of matvec_team, slices of two, or for 3-4 rows of a wide matrix one slice with
+    teams of 16), up to MATVEC_MAX_ROWS to q4_direct (even slices of at most DIRECT_SLICE_ROWS), more to
+    q4_tiles."""
     if m <= STAGED_MAX_ROWS:
         if m > 2 and n >= WIDE_RATIO * k:
             return "q4_matvec", {"ROWS": m, "TEAM": 16}
-        return "q4_matvec", {"ROWS": min(m, 2), "TEAM": 32}
+        return "q4_matvec", {"ROWS": min(m, 2), "TEAM": matvec_team(n, k) if m == 1 else 32}
     if m <= MATVEC_MAX_ROWS:
         slices = -(-m // DIRECT_SLICE_ROWS)
         return "q4_direct", {"ROWS": -(-m // slices), "TEAM": direct_team(n, k)}
     return "q4_tiles", None
+
+
+def matvec_team(n: int, k: int) -> int:
+    """Lanes per team of q4_matvec for one row of x and n weight rows (two per team): 64 when teams of 32
+    would give fewer than MATVEC_LANES lanes in all and the row fills a trip of 64 lanes (16 groups of
+    four blocks), else 32."""
+    return 64 if n // 2 * 32 < MATVEC_LANES and k >= 16 * 128 else 32
 
 
 def direct_team(n: int, k: int) -> int:
