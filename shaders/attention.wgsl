@@ -9,10 +9,17 @@
 // groups' partial sums are added at the end. Key and value rows are read once per block rather than once
 // per query. One query per workgroup (ROWS 1, KEYS 1024) is the variant for one to a few rows, which
 // need the workgroups (kernels.attention_block). head_dim % 4 == 0, <= 256.
-// Both loops over memory (a key row's vec4s, a group's value rows) take four loads per trip, issued
-// before their sums: with one load per trip each invocation waited on one load at a time, and a live
-// step's attention (32 encoder and 26 decoder layers, one workgroup per head) took 1.30 ms of GPU time
-// on an H200; four per trip took 1.0 ms, eight 0.96 ms with no faster live step.
+// With KEY_LANES > 1 (one query per workgroup: its key reads serve no other query) a team of KEY_LANES
+// invocations scores each key instead (score_keys), so a key row is read in one coalesced piece rather
+// than one invocation per row, whose neighbours read rows n_kv * head_dim * 2 bytes apart: on an H200 a
+// live step's GPU time 4.20 -> 4.13 ms at the start of a dictation, 4.95 -> 4.81 after 240 s (the
+// decoder's attention 0.86 -> 0.75 ms per step, stamped per dispatch).
+// The loops over memory issue several loads per trip before their sums: a key row's vec4s four at a
+// time (score), two vec4s of four keys (score_keys), eight value rows per group. With one load per trip
+// each invocation waited on one load at a time, and a live step's attention took 1.30 ms of GPU time
+// on an H200; four per trip 1.0 ms. Eight value rows rather than four: a live step's GPU time 4.49 ->
+// 4.42 ms after 60 s of dictation, 4.81 -> 4.69 after 240 s (the encoder's attention, whose window of
+// 750 keys is full after 15 s, 0.78 -> 0.72 ms per step), the same at the start.
 // With p.splits > 1 (few queries: too few workgroups for the GPU) the block's keys are split into
 // p.splits runs, one per workgroup (grid z), each writing its queries' unnormalised sums of values with
 // their softmax maximum and denominator to `partials` [splits, m, H, hd/4 + 1]; attention_combine.wgsl
@@ -26,7 +33,9 @@ struct State {
 const WG: u32 = 256u;
 const ROWS: u32 = /*ROWS*/; // query rows per workgroup
 const KEYS: u32 = /*KEYS*/; // keys per round
+const KEY_LANES: u32 = /*KEY_LANES*/; // invocations per key in the scores: 1, or head_dim / 8
 const TQ: u32 = WG / ROWS;  // invocations per query in the softmax and the sum of values
+const KEY_TEAMS: u32 = WG / KEY_LANES; // keys scored side by side
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // [m, H * hd], rotated
@@ -68,9 +77,46 @@ fn score(kp: u32, base: u32, hd4: u32, first: u32, nq: u32) {
     s{j} = select(NONE, s{j} * p.scale, {j}u < nq && sees(first + {j}u, kp)); // each row j
 }
 
+// vec4 `off` of the value row of the key at position kp, or 0 (a key past the round's).
+fn value(kp: u32, used: bool, row4: u32, off: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), f16x4(v_cache[(kp % p.cap) * row4 + off]), used);
+}
+
 // Whether the query at position pos sees the key at position kp.
 fn sees(pos: u32, kp: u32) -> bool {
     return kp <= pos && kp + p.window > pos;
+}
+
+// The round's keys at .. at + cnt - 1 (by position) scored by teams of KEY_LANES invocations: invocation
+// d of a team reads vec4s 2d and 2d + 1 of the key row (head_dim = 8 * KEY_LANES), the team adds up the
+// parts, and its first invocation stores the scores. Four keys per team and trip; every invocation
+// takes the same trips (team_sum may have barriers).
+fn score_keys(at: u32, cnt: u32, row4: u32, kv_off: u32, first: u32, nq: u32, lid: u32, sg: u32) {
+    let d = lid % KEY_LANES;
+    let qa{j} = qs[{j}u * 64u + 2u * d]; // each row j
+    let qb{j} = qs[{j}u * 64u + 2u * d + 1u]; // each row j
+    for (var i0 = 0u; i0 < cnt; i0 += 4u * KEY_TEAMS) {
+        let i = vec4<u32>(i0 + lid / KEY_LANES) + vec4<u32>(0u, 1u, 2u, 3u) * KEY_TEAMS;
+        let kp = vec4<u32>(at) + min(i, vec4<u32>(cnt - 1u)); // keys past the round's read its last
+        let r = (kp % p.cap) * row4 + kv_off + 2u * d;
+        let a0 = f16x4(k_cache[r.x]);
+        let b0 = f16x4(k_cache[r.x + 1u]);
+        let a1 = f16x4(k_cache[r.y]);
+        let b1 = f16x4(k_cache[r.y + 1u]);
+        let a2 = f16x4(k_cache[r.z]);
+        let b2 = f16x4(k_cache[r.z + 1u]);
+        let a3 = f16x4(k_cache[r.w]);
+        let b3 = f16x4(k_cache[r.w + 1u]);
+        var t{j} = vec4<f32>(dot(qa{j}, a0) + dot(qb{j}, b0), dot(qa{j}, a1) + dot(qb{j}, b1), dot(qa{j}, a2) + dot(qb{j}, b2), dot(qa{j}, a3) + dot(qb{j}, b3)); // each row j
+        t{j} = vec4<f32>(team_sum(t{j}.x, lid, KEY_LANES, sg), team_sum(t{j}.y, lid, KEY_LANES, sg), team_sum(t{j}.z, lid, KEY_LANES, sg), team_sum(t{j}.w, lid, KEY_LANES, sg)); // each row j
+        if (d == 0u) {
+            for (var u = 0u; u < 4u; u++) {
+                if (i[u] < cnt) {
+                    ps[{j}u * KEYS + i[u]] = select(NONE, t{j}[u] * p.scale, {j}u < nq && sees(first + {j}u, kp[u])); // each row j
+                }
+            }
+        }
+    }
 }
 
 @compute @workgroup_size(256)
@@ -108,10 +154,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var lsum = 0.0;
     for (var c0 = c_first; c0 < c_end; c0 += KEYS) {
         let cnt = min(KEYS, c_end - c0); // keys of this round
-        for (var i = lid; i < cnt; i += WG) { // an invocation's own entries of ps: no barrier needed
-            let kp = lo + c0 + i;
-            score(kp, (kp % p.cap) * row4 + kv_off, hd4, first, nq);
-            ps[{j}u * KEYS + i] = s{j}; // each row j
+        if (KEY_LANES > 1u) {
+            score_keys(lo + c0, cnt, row4, kv_off, first, nq, lid, sg_size);
+        } else {
+            for (var i = lid; i < cnt; i += WG) { // an invocation's own entries of ps: no barrier needed
+                let kp = lo + c0 + i;
+                score(kp, (kp % p.cap) * row4 + kv_off, hd4, first, nq);
+                ps[{j}u * KEYS + i] = s{j}; // each row j
+            }
         }
         workgroupBarrier();
         var chunk_max = NONE;
@@ -136,17 +186,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // Each value row is read once for all the block's queries.
         acc{j} *= rescales[{j}u]; // each row j
         if (g < groups) {
-            // Four keys per trip (those past the round's read its last key, weighted 0).
+            // Eight keys per trip (those past the round's read its last key, weighted 0).
             let at = lo + c0;
-            for (var k = g; k < cnt; k += 4u * groups) {
+            let off = kv_off + dl;
+            for (var k = g; k < cnt; k += 8u * groups) {
                 let k1 = min(k + groups, cnt - 1u);
                 let k2 = min(k + 2u * groups, cnt - 1u);
                 let k3 = min(k + 3u * groups, cnt - 1u);
-                let v0 = f16x4(v_cache[((at + k) % p.cap) * row4 + kv_off + dl]);
-                let v1 = select(vec4<f32>(0.0), f16x4(v_cache[((at + k1) % p.cap) * row4 + kv_off + dl]), k + groups < cnt);
-                let v2 = select(vec4<f32>(0.0), f16x4(v_cache[((at + k2) % p.cap) * row4 + kv_off + dl]), k + 2u * groups < cnt);
-                let v3 = select(vec4<f32>(0.0), f16x4(v_cache[((at + k3) % p.cap) * row4 + kv_off + dl]), k + 3u * groups < cnt);
-                acc{j} += ps[{j}u * KEYS + k] * v0 + ps[{j}u * KEYS + k1] * v1 + ps[{j}u * KEYS + k2] * v2 + ps[{j}u * KEYS + k3] * v3; // each row j
+                let k4 = min(k + 4u * groups, cnt - 1u);
+                let k5 = min(k + 5u * groups, cnt - 1u);
+                let k6 = min(k + 6u * groups, cnt - 1u);
+                let k7 = min(k + 7u * groups, cnt - 1u);
+                let v0 = value(at + k, true, row4, off);
+                let v1 = value(at + k1, k + groups < cnt, row4, off);
+                let v2 = value(at + k2, k + 2u * groups < cnt, row4, off);
+                let v3 = value(at + k3, k + 3u * groups < cnt, row4, off);
+                let v4 = value(at + k4, k + 4u * groups < cnt, row4, off);
+                let v5 = value(at + k5, k + 5u * groups < cnt, row4, off);
+                let v6 = value(at + k6, k + 6u * groups < cnt, row4, off);
+                let v7 = value(at + k7, k + 7u * groups < cnt, row4, off);
+                acc{j} += ps[{j}u * KEYS + k] * v0 + ps[{j}u * KEYS + k1] * v1 + ps[{j}u * KEYS + k2] * v2 + ps[{j}u * KEYS + k3] * v3 + ps[{j}u * KEYS + k4] * v4 + ps[{j}u * KEYS + k5] * v5 + ps[{j}u * KEYS + k6] * v6 + ps[{j}u * KEYS + k7] * v7; // each row j
             }
         }
         workgroupBarrier(); // ps and rescales are rewritten by the next round

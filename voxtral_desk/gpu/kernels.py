@@ -727,7 +727,7 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
     scale = float(np.float32(1.0 / math.sqrt(head_dim)))
 
     def variant(m):
-        return "attention", attention_block(m)
+        return "attention", attention_block(m, head_dim)
 
     split_from = prog.kernels.attention_split_from
 
@@ -748,7 +748,7 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
 
     prog.dispatch(variant, [q, k_cache, v_cache, out, state, partials], params,
                   lambda m: (n_heads, math.ceil(m / variant(m)[1]["ROWS"]), splits(m)))
-    prog.dispatch("attention_combine", [partials, out], params, combine_grid)
+    prog.dispatch(lambda m: ("attention_combine", {"SPLITS": splits(m)}), [partials, out], params, combine_grid)
 
 
 def attention_splits(m: int, n_heads: int, window: int, split_from: int = ATTENTION_SPLIT_FROM) -> int:
@@ -757,20 +757,29 @@ def attention_splits(m: int, n_heads: int, window: int, split_from: int = ATTENT
     workgroups with it (Kernels.attention_split_from)."""
     if window < ATTENTION_SPLIT_WINDOW:
         return 1
-    blocks = n_heads * math.ceil(m / attention_block(m)["ROWS"])
+    blocks = n_heads * math.ceil(m / attention_rows(m))
     splits = 1
     while splits < ATTENTION_MAX_SPLITS and 2 * splits * blocks <= split_from:
         splits *= 2
     return splits
 
 
-def attention_block(m: int) -> dict:
-    """attention.wgsl's query rows per workgroup and keys per round for m query rows: blocks of
-    ATTENTION_BLOCK rows once there are ATTENTION_BLOCK_FROM (their workgroups share key and value
-    reads), else one row per workgroup (enough workgroups for a live step)."""
-    if m >= ATTENTION_BLOCK_FROM:
-        return {"ROWS": ATTENTION_BLOCK, "KEYS": 256}
-    return {"ROWS": 1, "KEYS": 1024}
+def attention_rows(m: int) -> int:
+    """attention.wgsl's query rows per workgroup for m query rows: blocks of ATTENTION_BLOCK rows once
+    there are ATTENTION_BLOCK_FROM (their workgroups share key and value reads), else one row per
+    workgroup (enough workgroups for a live step)."""
+    return ATTENTION_BLOCK if m >= ATTENTION_BLOCK_FROM else 1
+
+
+def attention_block(m: int, head_dim: int) -> dict:
+    """attention.wgsl's constants for m query rows: rows per workgroup (attention_rows), keys per round,
+    and invocations per key, which for one row per workgroup are teams of head_dim / 8 where that is a
+    power of two up to 32."""
+    if attention_rows(m) > 1:
+        return {"ROWS": ATTENTION_BLOCK, "KEYS": 256, "KEY_LANES": 1}
+    lanes = head_dim // 8
+    team = lanes if head_dim % 8 == 0 and 2 <= lanes <= 32 and lanes & (lanes - 1) == 0 else 1
+    return {"ROWS": 1, "KEYS": 1024, "KEY_LANES": team}
 
 
 def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: int) -> None:
