@@ -207,14 +207,15 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
     # wrapping; keys for only 3 of the runs. Blocks of queries: a window shorter than the block's span
     # of keys, a partial last block, unsplit and split with the ring wrapping; head dim 128 in runs of 2
     # rounds of 256. 32 heads are workgroups enough: unsplit, in 3 rounds of 1024; blocks. Keys scored
-    # by teams of head_dim / 8 invocations (one query per workgroup, head dim 16, 64 or 128): split,
-    # the last trip's keys past the round; unsplit with the ring wrapping, as the live encoder.
+    # by teams of head_dim / 8 invocations (one query per workgroup, head dim 16, 32, 64 or 128): split,
+    # the last trip's keys past the round; unsplit with the ring wrapping, as the live encoder; keys for
+    # only 3 of the runs.
     for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),
                                             (2, 2, 1, 16, 9300, 9000, 9500), (1, 4, 2, 20, 2100, 2048, 2),
                                             (21, 4, 2, 20, 40, 9, 14), (21, 4, 2, 20, 2100, 2048, 2090),
                                             (19, 2, 1, 128, 2200, 2100, 2300), (8, 32, 8, 16, 2200, 2100, 2300),
                                             (40, 32, 8, 16, 70, 30, 25), (1, 8, 2, 128, 2200, 2100, 2300),
-                                            (4, 4, 4, 64, 800, 750, 900)):
+                                            (4, 4, 4, 64, 800, 750, 900), (1, 4, 2, 32, 2100, 2048, 2)):
         kc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)  # the caches hold f16
         vc = b.rng.standard_normal((cap, kv * hd)).astype(np.float16)
         q = b.rng.standard_normal((m, h * hd)).astype(np.float32)
