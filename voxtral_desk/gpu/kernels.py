@@ -747,7 +747,7 @@ def attention(prog: Program, q, k_cache, v_cache, out, state, *, n_heads: int, n
         return (*groups_2d(math.ceil(m * n_heads * head_dim // 4 / 64)), 1) if splits(m) > 1 else (0, 0, 0)
 
     prog.dispatch(variant, [q, k_cache, v_cache, out, state, partials], params,
-                  lambda m: (n_heads, math.ceil(m / variant(m)[1]["ROWS"]), splits(m)))
+                  lambda m: (n_heads, math.ceil(m / attention_rows(m)), splits(m)))
     prog.dispatch(lambda m: ("attention_combine", {"SPLITS": splits(m)}), [partials, out], params, combine_grid)
 
 
