@@ -13,7 +13,10 @@
 // invocations scores each key instead (score_keys), so a key row is read in one coalesced piece rather
 // than one invocation per row, whose neighbours read rows n_kv * head_dim * 2 bytes apart: on an H200 a
 // live step's GPU time 4.20 -> 4.13 ms at the start of a dictation, 4.95 -> 4.81 after 240 s (the
-// decoder's attention 0.86 -> 0.75 ms per step, stamped per dispatch).
+// decoder's attention 0.86 -> 0.75 ms per step, stamped per dispatch). The team's four keys are summed
+// by team_sum4, whose first shuffles exchange halves (log2(team) + 1 shuffles, not 4 log2(team)), each
+// of its invocations 0-3 ending with one key's score: a live step's GPU time 3.89 -> 3.86 ms at the
+// start, 4.15 -> 4.09 after 60 s, 4.38 -> 4.31 after 240 s (H200).
 // The loops over memory issue several loads per trip before their sums: a key row's vec4s four at a
 // time (score), two vec4s of four keys (score_keys), eight value rows per group. With one load per trip
 // each invocation waited on one load at a time, and a live step's attention took 1.30 ms of GPU time
@@ -89,8 +92,8 @@ fn sees(pos: u32, kp: u32) -> bool {
 
 // The round's keys at .. at + cnt - 1 (by position) scored by teams of KEY_LANES invocations: invocation
 // d of a team reads vec4s 2d and 2d + 1 of the key row (head_dim = 8 * KEY_LANES), the team adds up the
-// parts, and its first invocation stores the scores. Four keys per team and trip; every invocation
-// takes the same trips (team_sum may have barriers).
+// parts (team_sum4), and invocation d < 4 stores the scores of key d. Four keys per team and trip; every
+// invocation takes the same trips (team_sum4 may have barriers).
 fn score_keys(at: u32, cnt: u32, row4: u32, kv_off: u32, first: u32, nq: u32, lid: u32, sg: u32) {
     let d = lid % KEY_LANES;
     let qa{j} = qs[{j}u * 64u + 2u * d]; // each row j
@@ -107,14 +110,9 @@ fn score_keys(at: u32, cnt: u32, row4: u32, kv_off: u32, first: u32, nq: u32, li
         let b2 = f16x4(k_cache[r.z + 1u]);
         let a3 = f16x4(k_cache[r.w]);
         let b3 = f16x4(k_cache[r.w + 1u]);
-        var t{j} = vec4<f32>(dot(qa{j}, a0) + dot(qb{j}, b0), dot(qa{j}, a1) + dot(qb{j}, b1), dot(qa{j}, a2) + dot(qb{j}, b2), dot(qa{j}, a3) + dot(qb{j}, b3)); // each row j
-        t{j} = vec4<f32>(team_sum(t{j}.x, lid, KEY_LANES, sg), team_sum(t{j}.y, lid, KEY_LANES, sg), team_sum(t{j}.z, lid, KEY_LANES, sg), team_sum(t{j}.w, lid, KEY_LANES, sg)); // each row j
-        if (d == 0u) {
-            for (var u = 0u; u < 4u; u++) {
-                if (i[u] < cnt) {
-                    ps[{j}u * KEYS + i[u]] = select(NONE, t{j}[u] * p.scale, {j}u < nq && sees(first + {j}u, kp[u])); // each row j
-                }
-            }
+        let t{j} = team_sum4(vec4<f32>(dot(qa{j}, a0) + dot(qb{j}, b0), dot(qa{j}, a1) + dot(qb{j}, b1), dot(qa{j}, a2) + dot(qb{j}, b2), dot(qa{j}, a3) + dot(qb{j}, b3)), lid, KEY_LANES, sg); // each row j
+        if (d < 4u && i[d] < cnt) { // invocation d of the team holds the scores of key d of the four
+            ps[{j}u * KEYS + i[d]] = select(NONE, t{j} * p.scale, {j}u < nq && sees(first + {j}u, kp[d])); // each row j
         }
     }
 }

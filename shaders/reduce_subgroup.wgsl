@@ -53,3 +53,36 @@ fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// The team's sums of the four components of v, component lid % 4 in each invocation (team >= 4): the
+// first two steps of the butterfly exchange halves rather than copies, so the four sums take
+// log2(team) + 1 shuffles instead of 4 log2(team).
+fn team_sum4(v: vec4<f32>, lid: u32, team: u32, sg: u32) -> f32 {
+    if (sg < 4u) {
+        return vec4<f32>(team_sum(v.x, lid, team, sg), team_sum(v.y, lid, team, sg), team_sum(v.z, lid, team, sg),
+                         team_sum(v.w, lid, team, sg))[lid % 4u];
+    }
+    let high = (lid & 2u) != 0u;
+    let half = select(v.xy, v.zw, high) + subgroupShuffleXor(select(v.zw, v.xy, high), 2u);
+    let odd = (lid & 1u) != 0u;
+    var s = select(half.x, half.y, odd) + subgroupShuffleXor(select(half.y, half.x, odd), 1u);
+    let width = min(sg, team);
+    for (var off = 4u; off < width; off = off * 2u) {
+        s += subgroupShuffleXor(s, off);
+    }
+    if (team <= sg) {
+        return s;
+    }
+    let per_team = team / width;
+    if (lid % width < 4u) {
+        red[lid / width * 4u + lid % 4u] = s;
+    }
+    workgroupBarrier();
+    var total = 0.0;
+    let first = (lid / team) * per_team;
+    for (var i = 0u; i < per_team; i++) {
+        total += red[(first + i) * 4u + lid % 4u];
+    }
+    workgroupBarrier();
+    return total;
+}

@@ -36,3 +36,9 @@ fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// The team's sums of the four components of v, component lid % 4 in each invocation (team >= 4).
+fn team_sum4(v: vec4<f32>, lid: u32, team: u32, sg: u32) -> f32 {
+    return vec4<f32>(team_sum(v.x, lid, team, sg), team_sum(v.y, lid, team, sg), team_sum(v.z, lid, team, sg),
+                     team_sum(v.w, lid, team, sg))[lid % 4u];
+}

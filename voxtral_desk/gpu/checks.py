@@ -207,7 +207,7 @@ def _attention_checks(b: _Bench) -> list[KernelCheck]:
     # wrapping; keys for only 3 of the runs. Blocks of queries: a window shorter than the block's span
     # of keys, a partial last block, unsplit and split with the ring wrapping; head dim 128 in runs of 2
     # rounds of 256. 32 heads are workgroups enough: unsplit, in 3 rounds of 1024; blocks. Keys scored
-    # by teams of head_dim / 8 invocations (one query per workgroup, head dim 16, 32, 64 or 128): split,
+    # by teams of head_dim / 8 invocations (one query per workgroup, head dim 32, 64 or 128): split,
     # the last trip's keys past the round; unsplit with the ring wrapping, as the live encoder; keys for
     # only 3 of the runs.
     for m, h, kv, hd, cap, window, pos0 in ((3, 4, 2, 20, 13, 9, 14), (2, 3, 1, 72, 150, 140, 200),

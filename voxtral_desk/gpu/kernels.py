@@ -774,11 +774,11 @@ def attention_rows(m: int) -> int:
 def attention_block(m: int, head_dim: int) -> dict:
     """attention.wgsl's constants for m query rows: rows per workgroup (attention_rows), keys per round,
     and invocations per key, which for one row per workgroup are teams of head_dim / 8 where that is a
-    power of two up to 32."""
+    power of two from 4 to 32 (team_sum4's teams)."""
     if attention_rows(m) > 1:
         return {"ROWS": ATTENTION_BLOCK, "KEYS": 256, "KEY_LANES": 1}
     lanes = head_dim // 8
-    team = lanes if head_dim % 8 == 0 and 2 <= lanes <= 32 and lanes & (lanes - 1) == 0 else 1
+    team = lanes if head_dim % 8 == 0 and 4 <= lanes <= 32 and lanes & (lanes - 1) == 0 else 1
     return {"ROWS": 1, "KEYS": 1024, "KEY_LANES": team}
 
 
