@@ -58,7 +58,7 @@ fn team_max(v: f32, lid: u32, team: u32, sg: u32) -> f32 {
 // first two steps of the butterfly exchange halves rather than copies, so the four sums take
 // log2(team) + 1 shuffles instead of 4 log2(team).
 fn team_sum4(v: vec4<f32>, lid: u32, team: u32, sg: u32) -> f32 {
-    if (sg < 4u) {
+    if (sg < 4u) { // the exchange of halves needs lanes 0-3 of a team in one subgroup
         return vec4<f32>(team_sum(v.x, lid, team, sg), team_sum(v.y, lid, team, sg), team_sum(v.z, lid, team, sg),
                          team_sum(v.w, lid, team, sg))[lid % 4u];
     }
