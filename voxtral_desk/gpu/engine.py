@@ -4,6 +4,7 @@ the conv stem to the argmax runs on the GPU, with the weights kept in Q4_0."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -24,19 +25,21 @@ class GPUEngine:
 
     def __init__(self, model, trace: bool = False, max_binding_size: int | None = None, *,
                  device: GPUDevice | None = None, adapter: str | None = None, use_subgroups: bool | None = None,
-                 max_batch: int = 64, encoder_chunk_tokens: int = 64, steps_per_submit: int = 16):
+                 max_batch: int = 64, encoder_chunk_tokens: int = 64, steps_per_submit: int = 16,
+                 shaders: Path | None = None):
         """max_binding_size lowers the size above which a weight is split across bindings (to exercise
         that path on devices that never need it). max_batch: prompt positions per batched forward;
         encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring; for
         16 s of audio in file mode on an H200 with q4_tiles' 64 x 128 tiles, file mode took 0.33-0.34 s
         in chunks of 64, 0.31-0.32 in chunks of 128, whose 89 MiB more buffers took nvidia-smi's count
         from about 3120 to 3387 MiB after a minute of dictation, past 3.5 GB);
-        steps_per_submit: generated tokens recorded per submit."""
+        steps_per_submit: generated tokens recorded per submit.
+        shaders: a folder of WGSL pieces to build the kernels from instead of the package's."""
         self.gpu = device or default_device(adapter, use_subgroups)
         if self.gpu.has_subgroups and use_subgroups is not False and not subgroups_work(self.gpu):
             log.warning("subgroup reductions give wrong results on %s; using workgroup memory instead", self.gpu.name)
             use_subgroups = False
-        self.kernels = shared_kernels(self.gpu, use_subgroups)
+        self.kernels = shared_kernels(self.gpu, use_subgroups, shaders)
         self.config: ModelConfig = model.config
         self.name = f"gpu: {self.gpu.describe(self.kernels.subgroups)}"
         limit = self.gpu.max_binding_size if max_binding_size is None else min(max_binding_size, self.gpu.max_binding_size)

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import wgpu
@@ -143,10 +144,13 @@ def shader_module(device, label: str, code: str, runtime_checks: bool):
 
 class Kernels:
     """Pipelines of one device, built on first use and kept. runtime_checks: compile the kernels with
-    naga's index clamps and loop bounds (see shader_module)."""
+    naga's index clamps and loop bounds (see shader_module). shaders: a folder of WGSL pieces to build
+    from instead of the package's `shaders/` (edited kernels, compared by benchmarks/shader_ab.py)."""
 
-    def __init__(self, gpu: GPUDevice, use_subgroups: bool | None = None, runtime_checks: bool = False):
+    def __init__(self, gpu: GPUDevice, use_subgroups: bool | None = None, runtime_checks: bool = False,
+                 shaders: Path | None = None):
         self.gpu = gpu
+        self.shaders = shaders
         self.subgroups = gpu.has_subgroups and use_subgroups is not False
         self.runtime_checks = runtime_checks
         self.attention_split_from = 0 if gpu.is_software else ATTENTION_SPLIT_FROM
@@ -156,7 +160,7 @@ class Kernels:
 
     def source(self, name: str, constants: dict | None = None) -> str:
         """The kernel's WGSL; `constants` overrides KERNEL_CONSTANTS (kernel variants in benchmarks)."""
-        folder = shaders_dir()
+        folder = self.shaders or shaders_dir()
         parts = []
         for piece in KERNEL_SOURCES[name]:
             if piece == "reduce":
@@ -188,13 +192,13 @@ class Kernels:
         return self._variants[key]
 
 
-_shared: dict[tuple[int, bool], Kernels] = {}
+_shared: dict[tuple[int, bool, Path | None], Kernels] = {}
 
 
-def shared_kernels(gpu: GPUDevice, use_subgroups: bool | None = None) -> Kernels:
-    """One set of pipelines per device and variant, shared by every engine on it."""
-    kernels = Kernels(gpu, use_subgroups)
-    return _shared.setdefault((id(gpu.device), kernels.subgroups), kernels)
+def shared_kernels(gpu: GPUDevice, use_subgroups: bool | None = None, shaders: Path | None = None) -> Kernels:
+    """One set of pipelines per device, variant and shader folder, shared by every engine on it."""
+    kernels = Kernels(gpu, use_subgroups, shaders=shaders)
+    return _shared.setdefault((id(gpu.device), kernels.subgroups, shaders), kernels)
 
 
 # --- buffers ---------------------------------------------------------------------------------------
