@@ -65,6 +65,8 @@ def live_gpu_ms(session: StreamingSession, live: np.ndarray, at_s: float, steps:
 
 def run(model_path: str, variants: dict[str, Path | None], seconds: float, rounds: int, at: list[float],
         live_steps: int, log=print) -> dict:
+    """variants: name -> folder of WGSL pieces (None: the package's); the first is the baseline whose
+    file-mode tokens the others are compared with."""
     model = load_model(model_path)
     tokenizer = Tokenizer(model.tokenizer_path)
     sessions = {name: StreamingSession(create_engine(model, "gpu", shaders=folder), tokenizer, stop_at_eos=False)
