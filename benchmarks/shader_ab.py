@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
 from voxtral_desk.audio import synthetic_speech
+from voxtral_desk.bench import file_mode_seconds
 from voxtral_desk.gpu.kernels import Profiler
 from voxtral_desk.loader import load_model
 from voxtral_desk.pipeline import create_engine
@@ -27,14 +27,6 @@ from voxtral_desk.session import StreamingSession
 from voxtral_desk.tokenizer import Tokenizer
 
 WARM_STEPS = 5  # live steps run before the timed ones (pipelines, caches)
-
-
-def file_mode(session: StreamingSession, audio: np.ndarray) -> tuple[float, list[int]]:
-    session.reset()
-    start = time.perf_counter()
-    session.feed(audio)
-    session.flush()
-    return time.perf_counter() - start, [t.id for t in session.tokens]
 
 
 def live_gpu_ms(session: StreamingSession, live: np.ndarray, at_s: float, steps: int) -> float | None:
@@ -78,11 +70,12 @@ def run(model_path: str, variants: dict[str, Path | None], seconds: float, round
     results = {name: {"folder": str(folder or "shaders/"), "file_s": [], "tokens_differ_from_base": 0,
                       "live_gpu_ms_per_step": {str(a): [] for a in at}} for name, folder in variants.items()}
     for session in sessions.values():
-        file_mode(session, audio)  # warm-up
+        file_mode_seconds(session, audio)  # warm-up
     base_tokens = None
     for r in range(rounds):
         for name, session in sessions.items():
-            wall, tokens = file_mode(session, audio)
+            wall = file_mode_seconds(session, audio)
+            tokens = [t.id for t in session.tokens]
             if base_tokens is None:
                 base_tokens = tokens
             res = results[name]

@@ -39,6 +39,16 @@ def step_ms(seconds: list[float]) -> tuple[float, float]:
     return round(float(np.median(ms)), 3), round(float(np.percentile(ms, 95)), 3)
 
 
+def file_mode_seconds(session: StreamingSession, audio: np.ndarray) -> float:
+    """Transcribe audio from a fresh start as file mode does (feed it all, then flush); wall seconds.
+    The tokens are in session.tokens."""
+    session.reset()
+    start = time.perf_counter()
+    session.feed(audio)
+    session.flush()
+    return time.perf_counter() - start
+
+
 def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
               live_steps: int = 100, log=print, profile: bool = False, late_seconds: float = 60.0) -> dict:
     mem_before = nvidia_memory_used_mib()
@@ -53,15 +63,9 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     result = {"engine": engine.name, "backend": backend, "audio_seconds": seconds, "delay_ms": session.delay_ms,
               "load_s": round(load_s, 3)}
 
-    def offline():
-        session.reset()
-        start = time.perf_counter()
-        session.feed(audio)
-        session.flush()
-        return time.perf_counter() - start, len(session.tokens)
-
-    offline()  # warm-up: pipelines, caches, clocks
-    wall, n_generated = offline()
+    file_mode_seconds(session, audio)  # warm-up: pipelines, caches, clocks
+    wall = file_mode_seconds(session, audio)
+    n_generated = len(session.tokens)
     result.update(file_wall_s=round(wall, 4), file_rtf=round(wall / seconds, 5), generated_tokens=n_generated,
                   file_tokens_per_s=round(n_generated / wall, 1))
     log(f"file mode: {seconds:.1f} s of audio in {wall * 1000:.0f} ms (RTF {wall / seconds:.4f}), "
@@ -159,12 +163,7 @@ def profile_engine(engine, session, audio, mel, n_prompt: int, log, live_steps: 
         top = ", ".join(f"{k} {v['gpu_ms']:.2f}" for k, v in list(out[name]["kernels"].items())[:6])
         log(f"profile {name}: wall {wall * 1000:.1f} ms, GPU {out[name]['gpu_ms_total']:.1f} ms; top: {top}")
 
-    def file_mode():
-        session.reset()
-        session.feed(audio)
-        session.flush()
-
-    phase("file", file_mode)
+    phase("file", lambda: file_mode_seconds(session, audio))
     session.reset()
     engine.synchronize()
     phase("encode", lambda: engine.encode(np.ascontiguousarray(mel)))
