@@ -26,9 +26,10 @@ def padded_mel(seconds: float) -> np.ndarray:
     audio = synthetic_speech(seconds, 16000)
     r = audio_cfg.samples_per_token
     right = (-len(audio)) % r + 17 * r
-    stream = np.concatenate([np.zeros(32 * r, np.float32), audio, np.zeros(right + 200, np.float32)])
-    mel = LogMel(audio_cfg, TEKKEN_AUDIO["audio_encoding_config"]["num_mel_bins"]).push(stream)
-    return mel[:, : (len(stream) - 200) // 160]
+    # Centre padding (200 zeros, the reflection of the zero left pad) on both sides.
+    stream = np.concatenate([np.zeros(200 + 32 * r, np.float32), audio, np.zeros(right + 200, np.float32)])
+    mel = LogMel(audio_cfg, TEKKEN_AUDIO["audio_encoding_config"]["num_mel_bins"]).features(stream)
+    return mel[:, : (len(stream) - 400) // 160]  # a frame per 160 samples of the stream before centre padding
 
 
 def main() -> int:

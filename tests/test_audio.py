@@ -2,17 +2,17 @@ import numpy as np
 import pytest
 import soundfile
 
-from voxtral_desk.audio import AudioFileError, LogMel, load_audio
+from voxtral_desk.audio import AudioFileError, FrameStream, LogMel, frames_in_span, load_audio
 from voxtral_desk.loader import load_model
 
 transformers = pytest.importorskip("transformers")
 
 
 def offline_mel(mel: LogMel, padded: np.ndarray) -> np.ndarray:
-    """All frames of a padded stream, as upstream computes them offline (last STFT frame dropped)."""
-    mel.reset()
-    frames = mel.push(np.concatenate([padded, np.zeros(mel.n_fft // 2, np.float32)]))
-    return frames[:, : len(padded) // mel.hop]
+    """All frames of a padded stream, as upstream computes them offline (centre padding of zeros on both
+    sides, last STFT frame dropped)."""
+    centre = np.zeros(mel.n_fft // 2, np.float32)
+    return mel.features(np.concatenate([centre, padded, centre]))[:, : len(padded) // mel.hop]
 
 
 @pytest.fixture
@@ -40,18 +40,37 @@ def test_mel_matches_transformers_feature_extractor(front_end, clips):
         np.testing.assert_allclose(ours, theirs, atol=1e-4, err_msg=name)  # torch computes the STFT in float32
 
 
-def test_streamed_mel_equals_offline(front_end, clips):
+def test_streamed_frames_equal_offline(front_end, clips):
+    """FrameStream's spans, pushed in random chunk sizes, hold whole tokens of frames whose log-mel is
+    the offline computation's, and the stream's end cuts them where told."""
     audio = clips["speech"]
     whole = offline_mel(front_end, audio)
-    front_end.reset()
+    cfg = front_end.cfg
+    stream = FrameStream(cfg)
     rng = np.random.default_rng(0)
     parts, i = [], 0
     while i < len(audio):
         n = int(rng.integers(1, 3000))
-        parts.append(front_end.push(audio[i : i + n]))
+        span = stream.push(audio[i : i + n])
+        if len(span):
+            assert frames_in_span(len(span), cfg) % cfg.mel_frames_per_token == 0
+            parts.append(front_end.features(span))
         i += n
     streamed = np.concatenate(parts, axis=1)
+    assert streamed.shape[1] == stream.frames_done > whole.shape[1] - 2 * cfg.mel_frames_per_token
     np.testing.assert_array_equal(streamed, whole[:, : streamed.shape[1]])
+    end = stream.frames_done + cfg.mel_frames_per_token + 3
+    last = stream.push(np.zeros(5000, np.float32), total_frames=end)
+    assert frames_in_span(len(last), cfg) == cfg.mel_frames_per_token  # the 3 past a whole token wait
+    assert len(stream.push(np.zeros(5000, np.float32), total_frames=end)) == 0
+
+
+def test_spans_of_partial_frames_are_refused(front_end):
+    with pytest.raises(ValueError, match="whole tokens"):
+        frames_in_span(400 + 160 * 6, front_end.cfg)  # 7 frames
+    with pytest.raises(ValueError, match="whole tokens"):
+        frames_in_span(400 + 160 * 7 + 1, front_end.cfg)
+    assert frames_in_span(400 + 160 * 15, front_end.cfg) == 16
 
 
 def test_silence_is_minus_0_625(front_end):

@@ -1,9 +1,6 @@
-"""Audio in: files of any common format, rate and channel count become 16 kHz mono float32, and a
-stream of samples becomes log-mel frames exactly as upstream computes them offline (spec §3).
-
-The log-mel frames are computed incrementally. Frame f is the 400-sample window centred on padded sample
-160·f; upstream's centre padding at the start reflects only the zero left pad, so it is zeros too.
-"""
+"""Audio in: files of any common format, rate and channel count become 16 kHz mono float32; a stream of
+samples is cut into STFT frames, and frames become log-mel features exactly as upstream computes them
+offline (spec §3)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,7 +47,8 @@ def audio_info(path: Path | str) -> tuple[float, int, int]:
 
 
 class LogMel:
-    """Streaming log-mel front end. push() takes padded-stream samples, returns the frames completed."""
+    """The front end's numbers in numpy float64 (spec §3): the readable reference for the GPU's log-mel
+    kernel (shaders/log_mel.wgsl), and the reference engine's front end."""
 
     def __init__(self, cfg: AudioConfig, n_mels: int):
         self.cfg = cfg
@@ -63,23 +61,11 @@ class LogMel:
             max_frequency=cfg.sampling_rate / 2, sampling_rate=cfg.sampling_rate,
         ).astype(np.float64)  # [n_bins, n_mels]
         self.floor = cfg.global_log_mel_max - 8.0
-        self.reset()
 
-    def reset(self) -> None:
-        # Samples of the padded stream still needed, starting at stream index self._start - n_fft/2.
-        self._buf = np.zeros(self.n_fft // 2, dtype=np.float32)  # centre padding: reflection of zeros
-        self.frames_done = 0
-
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """samples: float32 [n]. Returns log-mel [n_mels, n_new_frames]."""
-        self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
-        n_frames = (len(self._buf) - self.n_fft) // self.hop + 1 if len(self._buf) >= self.n_fft else 0
-        if n_frames <= 0:
-            return np.zeros((self.filters.shape[1], 0), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(self._buf, self.n_fft)[:: self.hop][:n_frames]
-        self._buf = self._buf[n_frames * self.hop :]
-        self.frames_done += n_frames
-        return self.log_mel(frames)
+    def features(self, span: np.ndarray) -> np.ndarray:
+        """span: float32 samples [(n - 1) * hop + n_fft] holding n frames (frame i starts at i * hop)
+        -> [n_mels, n] normalised log-mel."""
+        return self.log_mel(np.lib.stride_tricks.sliding_window_view(span, self.n_fft)[:: self.hop])
 
     def log_mel(self, frames: np.ndarray) -> np.ndarray:
         """frames: [n, n_fft] raw samples -> [n_mels, n] normalised log-mel."""
@@ -89,6 +75,47 @@ class LogMel:
         x = np.log10(np.maximum(mel, 1e-10))
         x = np.maximum(x, self.floor)
         return ((x + 4.0) / 4.0).T.astype(np.float32)
+
+
+def frames_in_span(n_samples: int, cfg: AudioConfig) -> int:
+    """The STFT frames a span of n_samples holds (FrameStream.push), which must be whole tokens' worth;
+    else ValueError."""
+    n = (n_samples - cfg.window_size) // cfg.hop_length + 1
+    if n < 1 or (n - 1) * cfg.hop_length + cfg.window_size != n_samples or n % cfg.mel_frames_per_token:
+        raise ValueError(f"{n_samples} samples do not span whole tokens of {cfg.mel_frames_per_token} frames "
+                         f"({cfg.window_size} samples, {cfg.hop_length} apart)")
+    return n
+
+
+class FrameStream:
+    """The padded sample stream cut into spans of whole tokens' STFT frames for an engine, which computes
+    their log-mel itself. Frame f is the n_fft-sample window centred on padded sample hop * f; upstream's
+    centre padding at the start reflects only the zero left pad, so it is zeros too. Consecutive spans
+    overlap by n_fft - hop samples (each span starts at its first frame's window)."""
+
+    def __init__(self, cfg: AudioConfig):
+        self.cfg = cfg
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(self.cfg.window_size // 2, dtype=np.float32)  # from the next frame's window start
+        self.frames_done = 0
+
+    def push(self, samples: np.ndarray, total_frames: int | None = None) -> np.ndarray:
+        """Append samples; return the span of the next frames, as many whole tokens' worth as are
+        complete (none: an empty array). total_frames: the stream ends after that many frames."""
+        cfg = self.cfg
+        self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
+        n = max(0, (len(self._buf) - cfg.window_size) // cfg.hop_length + 1)
+        if total_frames is not None:
+            n = min(n, total_frames - self.frames_done)
+        n -= n % cfg.mel_frames_per_token
+        if n <= 0:
+            return self._buf[:0]
+        span = self._buf[: (n - 1) * cfg.hop_length + cfg.window_size]
+        self._buf = self._buf[n * cfg.hop_length:]
+        self.frames_done += n
+        return span
 
 
 def synthetic_speech(seconds: float, sampling_rate: int, seed: int = 0) -> np.ndarray:

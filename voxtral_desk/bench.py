@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .audio import synthetic_speech
+from .audio import FrameStream, synthetic_speech
 from .loader import load_model
 from .pipeline import create_engine
 from .session import StreamingSession
@@ -74,11 +74,10 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     # Stage by stage, driving the engine directly: encoder, prefill, then one-token decode steps.
     session.reset()
     engine.synchronize()
-    mel = session.mel.push(np.concatenate([audio, np.zeros(session.audio_cfg.window_size // 2, np.float32)]))
-    per_tok = session.audio_cfg.mel_frames_per_token
-    mel = mel[:, : mel.shape[1] // per_tok * per_tok]
+    frames = FrameStream(session.audio_cfg)
+    span = frames.push(np.concatenate([audio, np.zeros(session.audio_cfg.window_size // 2, np.float32)]))
     start = time.perf_counter()
-    engine.encode(np.ascontiguousarray(mel))
+    engine.encode(span)
     engine.synchronize()
     encode_s = time.perf_counter() - start
     n_prompt = len(session.prompt)
@@ -89,7 +88,7 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     start = time.perf_counter()
     engine.decode(n_decode)
     decode_s = time.perf_counter() - start
-    audio_in_encode = mel.shape[1] / per_tok * session.audio_cfg.token_seconds
+    audio_in_encode = frames.frames_done / session.audio_cfg.mel_frames_per_token * session.audio_cfg.token_seconds
     result.update(encoder_ms_per_audio_s=round(encode_s * 1000 / audio_in_encode, 3),
                   prefill_ms=round(prefill_s * 1000, 3), prefill_positions=n_prompt,
                   decode_tokens_per_s=round(n_decode / decode_s, 1), decode_steps=n_decode)
@@ -121,7 +120,7 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
         log(f"live mode after {late_seconds:.0f} s of dictation: {median:.2f} ms median, {p95:.2f} ms p95")
 
     if profile:
-        result["profile"] = profile_engine(engine, session, audio, mel, n_prompt, log)
+        result["profile"] = profile_engine(engine, session, audio, span, n_prompt, log)
 
     gpu_bytes = getattr(engine, "gpu_memory_bytes", None)
     if gpu_bytes is not None:
@@ -133,7 +132,7 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     return result
 
 
-def profile_engine(engine, session, audio, mel, n_prompt: int, log, live_steps: int = 20) -> dict:
+def profile_engine(engine, session, audio, span, n_prompt: int, log, live_steps: int = 20) -> dict:
     """GPU time per kernel class (timestamp queries) and CPU time per phase, GPU engine only. The
     timestamps around every dispatch add a little GPU and CPU time, so the phases are run again here
     rather than profiling the timed runs above."""
@@ -166,7 +165,7 @@ def profile_engine(engine, session, audio, mel, n_prompt: int, log, live_steps: 
     phase("file", lambda: file_mode_seconds(session, audio))
     session.reset()
     engine.synchronize()
-    phase("encode", lambda: engine.encode(np.ascontiguousarray(mel)))
+    phase("encode", lambda: engine.encode(span))
     phase("prefill", lambda: engine.decode(n_prompt))
     n = engine.audio_tokens_ready
     phase("decode", lambda: engine.decode(n))

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .audio import LogMel, frames_in_span
 from .checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS
 from .config import ModelConfig
 
@@ -115,6 +116,7 @@ class ReferenceEngine:
         self.trace = {} if trace else None
         w = model.weights
         self.w = {spec: w.f32(spec) for spec in model.tensor_names}
+        self.front_end = LogMel(self.config.audio, self.config.encoder.n_mels)
         self.n_delay = None
 
     # --- engine interface -------------------------------------------------------------------------
@@ -147,8 +149,12 @@ class ReferenceEngine:
     def synchronize(self) -> None:
         pass  # numpy has finished by the time a call returns
 
-    def encode(self, mel: np.ndarray) -> None:
-        """mel [n_mels, 8k] -> k audio embeddings queued for the decoder."""
+    def encode(self, audio: np.ndarray) -> None:
+        """audio: samples spanning 8k STFT frames (session.Engine.encode) -> k audio embeddings queued
+        for the decoder."""
+        frames_in_span(len(audio), self.config.audio)  # whole tokens' frames, or ValueError
+        mel = self.front_end.features(audio)  # [n_mels, 8k]
+        self._record("mel", mel.T)
         x = self.conv_stem(mel)  # [4k, De]
         x = self.encoder(x)  # [4k, De]
         a = self.adapter(x)  # [k, D]

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from mistral_common.tokens.tokenizers.audio import OFFLINE_STREAMING_BUFFER_TOKENS
 
-from .audio import LogMel
+from .audio import FrameStream
 from .config import ModelConfig
 from .tokenizer import Tokenizer
 
@@ -27,8 +27,10 @@ class Engine(Protocol):
 
     def reset(self, prompt: list[int], n_delay: int) -> None: ...
 
-    def encode(self, mel: np.ndarray) -> None:
-        """mel [n_mels, 8k] log-mel frames -> k more audio embeddings ready for decoding."""
+    def encode(self, audio: np.ndarray) -> None:
+        """audio: float32 samples of the padded stream spanning 8k STFT frames ((8k - 1) * hop + n_fft,
+        audio.FrameStream) -> k more audio embeddings ready for decoding. The engine computes the
+        frames' log-mel itself."""
 
     def decode(self, n: int) -> np.ndarray:
         """Run the next n positions (n <= audio embeddings ready); return their argmax ids [n]."""
@@ -54,7 +56,7 @@ class StreamingSession:
         self.stop_at_eos = stop_at_eos  # False only for benchmarks, which decode every position
         self.tokenizer = tokenizer
         self.audio_cfg = engine.config.audio
-        self.mel = LogMel(self.audio_cfg, engine.config.encoder.n_mels)
+        self.frames = FrameStream(self.audio_cfg)
         self.delay_ms = delay_ms or self.audio_cfg.default_delay_ms
         self.reset()
 
@@ -66,13 +68,12 @@ class StreamingSession:
         self.delay_ms = delay_ms
         self.prompt = [self.tokenizer.bos] + [self.tokenizer.streaming_pad] * (cfg.n_left_pad_tokens + self.n_delay)
         self.engine.reset(self.prompt, self.n_delay)
-        self.mel.reset()
-        self._mel_pending = np.zeros((self.engine.config.encoder.n_mels, 0), dtype=np.float32)
+        self.frames.reset()
         self.samples_fed = 0
         self.tokens: list[Token] = []
         self.finished = False  # EOS seen or flushed: further audio is ignored until reset()
         self._positions_run = 0
-        self._mel(np.zeros(cfg.n_left_pad_tokens * cfg.samples_per_token, dtype=np.float32))
+        self._encode(np.zeros(cfg.n_left_pad_tokens * cfg.samples_per_token, dtype=np.float32))
 
     @property
     def text(self) -> str:
@@ -87,7 +88,7 @@ class StreamingSession:
             return []
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_fed += len(samples)
-        self._mel(samples)
+        self._encode(samples)
         return self._decode(self.engine.audio_tokens_ready)
 
     def flush(self) -> list[Token]:
@@ -99,23 +100,18 @@ class StreamingSession:
         n_right = (-self.samples_fed) % r + (self.n_delay + 1 + OFFLINE_STREAMING_BUFFER_TOKENS) * r
         total_frames = (cfg.n_left_pad_tokens * r + self.samples_fed + n_right) // cfg.hop_length
         # + half a window of zeros: upstream's centre padding on the right reflects the zero pad.
-        self._mel(np.zeros(n_right + cfg.window_size // 2, dtype=np.float32), total_frames)
+        self._encode(np.zeros(n_right + cfg.window_size // 2, dtype=np.float32), total_frames)
         # Upstream generates up to the number of audio tokens, prompt included: the last audio
         # position is never run.
         new = self._decode(self.engine.audio_tokens_ready - 1)
         self.finished = True
         return new
 
-    def _mel(self, samples: np.ndarray, total_frames: int | None = None) -> None:
-        frames = self.mel.push(samples)
-        if total_frames is not None:  # drop the frame past the end (upstream drops the last STFT frame)
-            frames = frames[:, : frames.shape[1] - (self.mel.frames_done - total_frames)]
-        self._mel_pending = np.concatenate([self._mel_pending, frames], axis=1)
-        per_tok = self.audio_cfg.mel_frames_per_token
-        n = self._mel_pending.shape[1] // per_tok * per_tok
-        if n:
-            self.engine.encode(np.ascontiguousarray(self._mel_pending[:, :n]))
-            self._mel_pending = self._mel_pending[:, n:]
+    def _encode(self, samples: np.ndarray, total_frames: int | None = None) -> None:
+        """total_frames: where the stream ends (upstream drops the last STFT frame)."""
+        span = self.frames.push(samples, total_frames)
+        if len(span):
+            self.engine.encode(span)
 
     def _decode(self, n: int) -> list[Token]:
         if n <= 0 or self.finished:

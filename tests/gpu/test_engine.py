@@ -51,7 +51,7 @@ def test_stage_errors(preset, delay, models, clips, gpu):
     ref_engine, gpu_engine = ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype), GPUEngine(model, trace=True, device=gpu)
     assert transcribe(gpu_engine, model, clips["speech"], delay) == transcribe(ref_engine, model, clips["speech"], delay)
     report = []
-    for stage in ("conv", "encoder", "adapter", "logits"):
+    for stage in ("mel", "conv", "encoder", "adapter", "logits"):
         err = relative_error(gpu_engine.trace[stage], ref_engine.trace[stage])
         report.append(f"{stage} {err:.2e}")
         assert err < STAGE_TOL, f"{stage}: max relative error {err:.3g}"

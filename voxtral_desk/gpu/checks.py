@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import reference as ref
+from ..audio import LogMel, synthetic_speech
+from ..config import AudioConfig
 from ..quant import dequantize_q4_0, quantize_q4_0
 from .device import GPUDevice, default_device
 from .kernels import Kernels, Program, read, upload
@@ -151,6 +153,30 @@ def _conv_check(b: _Bench) -> KernelCheck:
     want = ref.gelu(sum(wconv[:, :, k] @ taps[k] for k in range(3)) + bias[:, None]).T
     return compare(f"f32_rows conv k=3 stride 2, {c_in}->{c_out}, 3 chunks ({b.tag})", b.f32(ob, (t_out + 1, c_out))[1:],
                    want)
+
+
+def _log_mel_checks(b: _Bench) -> list[KernelCheck]:
+    """log_mel.wgsl against audio.LogMel on frames of a speech-like signal and of silence (the floor),
+    written after two rows it leaves alone: the real front end's sizes (a DFT of 20 x 20), and a window
+    of 2 x 199 samples with 80 mel bands."""
+    out = []
+    for window, n_mels in ((400, 128), (398, 80)):
+        cfg = AudioConfig(sampling_rate=16000, frame_rate=12.5, hop_length=160, window_size=window,
+                          global_log_mel_max=1.5, n_left_pad_tokens=32, default_delay_ms=480)
+        front, frames, row0 = LogMel(cfg, n_mels), 13, 2
+        span = synthetic_speech(((frames - 1) * front.hop + window) / cfg.sampling_rate, cfg.sampling_rate, seed=3)
+        span[-window - 2 * front.hop:] = 0.0  # the last 3 frames are silent
+        ob = b.up(np.full((row0 + frames, n_mels), 7.0, np.float32))
+        p = b.program("log-mel")
+        K.log_mel(p, b.up(span), K.MelTables.upload(b.gpu, front), ob, frames=lambda m: m, out_row0=row0)
+        p.build().run(frames)
+        got = b.f32(ob, (row0 + frames, n_mels))
+        check = compare(f"log_mel {frames} frames of {window} samples, {n_mels} bands", got[row0:],
+                        front.features(span).T)
+        if not np.all(got[:row0] == 7.0):
+            check = KernelCheck(f"{check.name} (wrote rows before out_row0)", check.max_abs_err, check.max_rel_err, False)
+        out.append(check)
+    return out
 
 
 def _rmsnorm_check(b: _Bench) -> KernelCheck:
@@ -323,4 +349,5 @@ def run_kernel_checks(gpu: GPUDevice | None = None, runtime_checks: bool = False
         if once:
             results.append(_embed_check(b))
             results.append(_argmax_check(b))
+            results += _log_mel_checks(b)
     return results

@@ -1,14 +1,16 @@
-"""Audio side on the GPU: causal conv stem, the sliding-window encoder and the adapter (spec §4-5).
+"""Audio side on the GPU: log-mel, causal conv stem, the sliding-window encoder and the adapter (spec
+§3-5).
 
-Mel frames arrive in chunks of up to `max_tokens` tokens (8 mel frames = 4 encoder frames each); each
-chunk is one Program.submit. The conv stem's causal state (2 mel frames, 1 conv0 frame) and the
-per-layer KV cache, a ring of window + chunk rows, carry over between chunks, so streaming in any
-chunking computes the same as one long call.
+Samples arrive as spans of whole tokens' STFT frames (audio.FrameStream), cut into chunks of up to
+`max_tokens` tokens (8 mel frames = 4 encoder frames each); each chunk is one Program.submit. The conv
+stem's causal state (2 mel frames, 1 conv0 frame) and the per-layer KV cache, a ring of window + chunk
+rows, carry over between chunks, so streaming in any chunking computes the same as one long call.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..audio import LogMel, frames_in_span
 from ..checkpoint import AUDIO, ENCODER
 from ..config import ModelConfig
 from . import kernels as K
@@ -24,6 +26,7 @@ class EncoderStage:
         gpu = self.gpu = kernels.gpu
         e, d = cfg.encoder, cfg.decoder
         self.e, self.d = e, d
+        self.audio_cfg = cfg.audio
         self.frames_per_token = cfg.audio.mel_frames_per_token // 2  # conv1 halves the mel rate
         if self.frames_per_token != e.downsample_factor:
             raise ValueError("the adapter must group exactly the encoder frames of one token")
@@ -67,8 +70,13 @@ class EncoderStage:
         self.proj0 = q4_matrix(gpu, reader.q4(AUDIO + "audio_language_projection.0.weight"), limit, "adapter 0")
         self.proj2 = q4_matrix(gpu, reader.q4(AUDIO + "audio_language_projection.2.weight"), limit, "adapter 2")
 
-        # Activations for the largest chunk (t encoder frames).
+        self.mel_tables = K.MelTables.upload(gpu, LogMel(cfg.audio, e.n_mels))
+
+        # Inputs and activations for the largest chunk (t encoder frames).
+        hop, n_fft = cfg.audio.hop_length, cfg.audio.window_size
+        self.samples = empty(gpu, ((2 * t - 1) * hop + n_fft) * F32, "samples")  # 2t STFT frames
         self.mel_in = empty(gpu, (2 + 2 * t) * e.n_mels * F32, "mel in")  # [2 carried + 2t, n_mels]
+        self.mel_tail = empty(gpu, 2 * e.n_mels * F32, "mel tail")  # [2, n_mels]
         self.conv_h = empty(gpu, (1 + 2 * t) * de * F32, "conv0 out")  # [1 carried + 2t, De]
         self.conv_tail = empty(gpu, de * F32, "conv0 tail")  # [De]
         self.x = empty(gpu, t * de * F32, "enc x")  # [t, De] residual stream
@@ -95,11 +103,13 @@ class EncoderStage:
         e, d = self.e, self.d
         de, fpt = e.dim, self.frames_per_token
         prog = Program(self.kernels, "encoder", max_rows=self.max_frames)
-        row = de * F32
-        prog.copy(lambda m: [(self.conv_tail, 0, self.conv_h, 0, row)])
+        row, mel_row = de * F32, e.n_mels * F32
+        prog.copy(lambda m: [(self.mel_tail, 0, self.mel_in, 0, 2 * mel_row), (self.conv_tail, 0, self.conv_h, 0, row)])
+        K.log_mel(prog, self.samples, self.mel_tables, self.mel_in, frames=lambda m: 2 * m, out_row0=2)
         K.linear(prog, self.conv0, self.mel_in, self.conv_h, k=3 * e.n_mels, x_stride=e.n_mels, out_base=de,
                  bias=self.conv0_b, gelu=True, rows=lambda m: 2 * m, tag="conv0")
-        prog.copy(lambda m: [(self.conv_h, 2 * m * row, self.conv_tail, 0, row)])
+        prog.copy(lambda m: [(self.conv_h, 2 * m * row, self.conv_tail, 0, row),
+                             (self.mel_in, 2 * m * mel_row, self.mel_tail, 0, 2 * mel_row)])
         K.linear(prog, self.conv1, self.conv_h, self.x, k=3 * de, x_stride=2 * de, bias=self.conv1_b, gelu=True,
                  tag="conv1")
         if self.trace:
@@ -125,7 +135,7 @@ class EncoderStage:
     def reset(self) -> None:
         self.pos = 0  # encoder frames done
         self.positions.forget()
-        self.mel_tail = np.zeros((self.e.n_mels, 2), dtype=np.float32)  # conv0's causal left context
+        self.gpu.queue.write_buffer(self.mel_tail, 0, np.zeros(2 * self.e.n_mels, np.float32))  # conv0's causal left context
         self.gpu.queue.write_buffer(self.conv_tail, 0, np.zeros(self.e.dim, np.float32))
 
     def _recording_key(self, t: int) -> tuple:
@@ -141,20 +151,17 @@ class EncoderStage:
         self.ahead.record(self._recording_key(t), lambda: self.program.command_buffer(t))
         self.positions.write_ahead(self.pos, t)
 
-    def encode(self, mel: np.ndarray, trace: dict | None) -> None:
-        """mel [n_mels, 8k] -> k audio embeddings appended to the sink's queue."""
-        per_token = 2 * self.frames_per_token
-        if mel.shape[1] % per_token:
-            raise ValueError(f"mel frames must come in whole tokens of {per_token}")
+    def encode(self, audio: np.ndarray, trace: dict | None) -> None:
+        """audio: float32 samples spanning 8k STFT frames (audio.FrameStream) -> k audio embeddings
+        appended to the sink's queue."""
+        n_frames = frames_in_span(len(audio), self.audio_cfg)
+        hop, n_fft = self.audio_cfg.hop_length, self.audio_cfg.window_size
         step = self.max_frames * 2
-        records = {"conv": [], "encoder": [], "adapter": []}
-        for start in range(0, mel.shape[1], step):
-            chunk = mel[:, start: start + step]
-            t = chunk.shape[1] // 2  # encoder frames
-            x0 = np.concatenate([self.mel_tail, chunk], axis=1)  # [n_mels, 2 + 2t]
-            self.mel_tail = x0[:, -2:]
+        records = {"mel": [], "conv": [], "encoder": [], "adapter": []}
+        for start in range(0, n_frames, step):
+            t = min(step, n_frames - start) // 2  # encoder frames
             q = self.gpu.queue
-            q.write_buffer(self.mel_in, 0, np.ascontiguousarray(x0.T, dtype=np.float32))
+            q.write_buffer(self.samples, 0, audio[start * hop: (start + 2 * t - 1) * hop + n_fft])
             self.positions.ensure(self.pos, t)
             n_tok = t // self.frames_per_token
             self.sink.reserve_audio(n_tok)
@@ -167,10 +174,12 @@ class EncoderStage:
             self.sink.commit_audio(n_tok)
             self.pos += t
             if trace is not None:
-                de = self.e.dim
+                de, n_mels = self.e.dim, self.e.n_mels
+                records["mel"].append(read(self.gpu, self.mel_in, np.float32, 2 * t * n_mels, 2 * n_mels * F32)
+                                      .reshape(2 * t, n_mels))
                 records["conv"].append(read(self.gpu, self.conv_trace, np.float32, t * de).reshape(t, de))
                 records["encoder"].append(read(self.gpu, self.out, np.float32, t * de).reshape(t, de))
                 records["adapter"].append(read(self.gpu, self.ad_out, np.float32, n_tok * self.d.dim).reshape(n_tok, -1))
-        if trace is not None and mel.shape[1]:
+        if trace is not None and n_frames:
             for stage, parts in records.items():
                 trace.setdefault(stage, []).append(np.concatenate(parts))

@@ -1,6 +1,6 @@
 """GPUEngine: the model on any wgpu adapter through our WGSL kernels, behind the same engine interface as
-reference.ReferenceEngine (see session.Engine). Log-mel stays on the CPU (it is cheap); everything from
-the conv stem to the argmax runs on the GPU, with the weights kept in Q4_0."""
+reference.ReferenceEngine (see session.Engine). Everything from the log-mel of the samples to the argmax
+runs on the GPU, with the weights kept in Q4_0."""
 from __future__ import annotations
 
 import logging
@@ -80,9 +80,10 @@ class GPUEngine:
         readback is queued after all earlier work; wgpu-py 0.32's on_submitted_work_done is broken."""
         self.gpu.queue.read_buffer(self.decoder.state, 0, 8)
 
-    def encode(self, mel: np.ndarray) -> None:
-        """mel [n_mels, 8k] -> k audio embeddings queued (on the GPU) for the decoder."""
-        self.encoder.encode(np.asarray(mel, dtype=np.float32), self.trace)
+    def encode(self, audio: np.ndarray) -> None:
+        """audio: samples spanning 8k STFT frames (session.Engine.encode) -> k audio embeddings queued (on
+        the GPU) for the decoder."""
+        self.encoder.encode(np.ascontiguousarray(audio, dtype=np.float32), self.trace)
 
     def decode(self, n: int) -> np.ndarray:
         """Run the next n decoder positions; returns the argmax id of each (the next position's token)."""

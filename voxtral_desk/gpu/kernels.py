@@ -25,6 +25,7 @@ import wgpu
 from wgpu.backends.wgpu_native import _api as native_api
 from wgpu.backends.wgpu_native._ffi import ffi as native_ffi, lib as native_lib
 
+from ..audio import LogMel
 from ..reference import rope_tables
 from . import shaders_dir
 from .device import GPUDevice
@@ -43,6 +44,7 @@ KERNEL_SOURCES = {
     "argmax_partial": ("argmax_common", "argmax_partial"),
     "argmax": ("argmax_common", "argmax"),
     "advance": ("advance",),
+    "log_mel": ("log_mel",),
 }
 # Geometry of the matrix kernels, substituted into the WGSL (/*NAME*/): ROWS, rows of x per workgroup
 # slice (grid z); TEAM, lanes per team of weight rows; TM x TN, q4_tiles' output tile (rows of x by
@@ -784,6 +786,42 @@ def attention_block(m: int, head_dim: int) -> dict:
     lanes = head_dim // 8
     team = lanes if head_dim % 8 == 0 and 4 <= lanes <= 32 and lanes & (lanes - 1) == 0 else 1
     return {"ROWS": 1, "KEYS": 1024, "KEY_LANES": team}
+
+
+@dataclass(frozen=True)
+class MelTables:
+    """What log_mel.wgsl reads besides the samples, from audio.LogMel's float64 tables rounded to f32."""
+    window: object  # [n_fft] periodic Hann
+    twiddles: object  # [n_fft] (cos, sin)(2 pi j / n_fft)
+    filters: object  # [n_fft/2 + 1, n_mels]
+    bands: object  # u32 [n_mels, 2]: the first and past-the-last bin where each band's filter is not 0
+    n_fft: int
+    hop: int
+    n_mels: int
+    floor: float
+
+    @classmethod
+    def upload(cls, gpu: GPUDevice, front: LogMel) -> "MelTables":
+        angles = 2 * np.pi * np.arange(front.n_fft) / front.n_fft
+        nonzero = [np.flatnonzero(band) for band in front.filters.T]
+        bands = np.array([(b[0], b[-1] + 1) if len(b) else (0, 0) for b in nonzero], dtype=np.uint32)
+        return cls(upload(gpu, front.window.astype(np.float32), "hann window"),
+                   upload(gpu, np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32), "twiddles"),
+                   upload(gpu, front.filters.astype(np.float32), "mel filters"), upload(gpu, bands, "mel bands"),
+                   front.n_fft, front.hop, front.filters.shape[1], front.floor)
+
+
+def log_mel(prog: Program, samples, tables: MelTables, out, *, frames: Callable[[int], int], out_row0: int) -> None:
+    """out rows out_row0 .. out_row0 + frames(m) = the log-mel features [n_mels] of the frames(m) STFT
+    frames in samples (frame i at sample i * hop), as audio.LogMel.log_mel computes them."""
+    n_fft = tables.n_fft
+    if 4 * (5 * n_fft + n_fft // 2 + 1) > prog.gpu.limits["max-compute-workgroup-storage-size"]:
+        raise ValueError(f"log_mel.wgsl holds a frame of {n_fft} samples in workgroup memory: too large here")
+    n1 = max(d for d in range(1, math.isqrt(n_fft) + 1) if n_fft % d == 0)  # the DFT's two stages
+    prog.dispatch(lambda m: ("log_mel", {"N_FFT": n_fft, "N1": n1, "N2": n_fft // n1}),
+                  [samples, tables.window, tables.twiddles, tables.filters, tables.bands, out],
+                  lambda m: (frames(m), tables.hop, tables.n_mels, out_row0, float(tables.floor)),
+                  lambda m: (*groups_2d(frames(m)), 1), "log-mel")
 
 
 def embed(prog: Program, table, tok, audio, x, state, *, d: int, audio_cap: int) -> None:
