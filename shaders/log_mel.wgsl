@@ -72,14 +72,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     // X[k] = sum over n2 of inner[n2, k mod N1] e^(-2 pi i n2 k / N_FFT).
     for (var k = lid; k < N_BINS; k += WG) {
+        let k1 = k % N1;
         var re = 0.0;
         var im = 0.0;
         var j = 0u;
         for (var n2 = 0u; n2 < N2; n2++) {
-            let y = inner[n2 * N1 + k % N1];
+            let y = inner[n2 * N1 + k1];
             re += y.x * tw[j].x + y.y * tw[j].y;
             im += y.y * tw[j].x - y.x * tw[j].y;
-            j = next_twiddle(j, k % N_FFT);
+            j = next_twiddle(j, k); // k < N_BINS < N_FFT
         }
         power[k] = re * re + im * im;
     }
