@@ -7,7 +7,10 @@ and the decoder's with 2 and 8 (speculative decoding), each in one slice and in 
 decoder's and adapter's shapes with 32 to 128 rows.
 
     python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
-                                      [--dispatches N --copies-mb MB]  (small values: a smoke test)
+                                      [--shaders FOLDER] [--dispatches N --copies-mb MB]  (small values: a smoke test)
+
+--shaders takes a folder of WGSL pieces instead of the package's shaders/ (an edited kernel, as in
+benchmarks/shader_ab.py).
 
 Each timing is 64 back-to-back dispatches in one compute pass (as in a decode step), cycling through
 copies of the matrix that together exceed the GPU's L2 cache, so weights come from memory.
@@ -18,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import wgpu
@@ -41,7 +45,8 @@ DIRECT_ROWS = [8, 4, 2]  # and its rows of x per slice
 
 
 def row_variants(m: int) -> list[tuple[int, int]]:
-    return sorted({(2, 32), (m, 16), (m, 32)})
+    wide = {(m, 64)} if m <= 4 else set()  # 8 rows in teams of 64 stage 72 KiB of x: over most devices' limit
+    return sorted({(2, 32), (m, 16), (m, 32)} | wide)
 # (name, n, k, rows of x) for q4_tiles, and its (TM, TN) variants per number of rows
 TILE_SHAPES = [("enc qkv", 3840, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
                ("dec w13", 18432, 3072, 39), ("dec qkv", 6144, 3072, 39), ("adapter 0", 3072, 5120, 32)]
@@ -78,12 +83,13 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--kernels", nargs="+", default=["q4_matvec", "q4_direct", "q4_tiles"])
     ap.add_argument("--tiles", nargs="+", help="q4_tiles variants TMxTN for every shape, instead of TILE_VARIANTS")
+    ap.add_argument("--shaders", type=Path, help="a folder of WGSL pieces instead of the package's shaders/")
     ap.add_argument("--dispatches", type=int, default=DISPATCHES)
     ap.add_argument("--copies-mb", type=int, default=COPIES_BYTES >> 20)
     args = ap.parse_args()
     tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles] if args.tiles else None
     gpu = default_device()
-    kernels = Kernels(gpu)
+    kernels = Kernels(gpu, shaders=args.shaders)
     rng = np.random.default_rng(0)
     results = []
     cases = [(name, n, k, 1, "q4_matvec", {"ROWS": 1, "TEAM": t}) for name, n, k in SHAPES for t in VARIANTS]

@@ -29,12 +29,14 @@ from voxtral_desk.tokenizer import Tokenizer
 WARM_STEPS = 5  # live steps run before the timed ones (pipelines, caches)
 
 
-def live_gpu_ms(session: StreamingSession, live: np.ndarray, at_s: float, steps: int) -> float | None:
-    """GPU time per live step (whole programs), over `steps` 80 ms steps after at_s seconds of dictation
-    (fed in one chunk, then WARM_STEPS steps). None where the device has no timestamp queries."""
+def live_profile(session: StreamingSession, live: np.ndarray, at_s: float, steps: int,
+                 per_dispatch: bool = False) -> dict | None:
+    """Profiler.summary of `steps` live 80 ms steps after at_s seconds of dictation (fed in one chunk,
+    then WARM_STEPS steps), per whole program or per dispatch. None where the device has no timestamp
+    queries."""
     engine = session.engine
     try:
-        prof = Profiler(engine.gpu, per_dispatch=False)
+        prof = Profiler(engine.gpu, per_dispatch=per_dispatch)
     except RuntimeError:
         return None
     step = session.audio_cfg.samples_per_token
@@ -52,13 +54,20 @@ def live_gpu_ms(session: StreamingSession, live: np.ndarray, at_s: float, steps:
         engine.synchronize()
     finally:
         engine.kernels.profiler = None
-    return prof.summary()["gpu_ms_total"] / steps
+    return prof.summary()
+
+
+def live_gpu_ms(session: StreamingSession, live: np.ndarray, at_s: float, steps: int) -> float | None:
+    """GPU time per live step (whole programs) after at_s seconds of dictation; None as live_profile."""
+    summary = live_profile(session, live, at_s, steps)
+    return None if summary is None else summary["gpu_ms_total"] / steps
 
 
 def run(model_path: str, variants: dict[str, Path | None], seconds: float, rounds: int, at: list[float],
-        live_steps: int, log=print) -> dict:
+        live_steps: int, classes: bool = False, log=print) -> dict:
     """variants: name -> folder of WGSL pieces (None: the package's); the first is the baseline whose
-    file-mode tokens the others are compared with."""
+    file-mode tokens the others are compared with. classes: also each variant's GPU time per live step
+    by kernel class (stamped per dispatch, after the first --at), once after the rounds."""
     model = load_model(model_path)
     tokenizer = Tokenizer(model.tokenizer_path)
     sessions = {name: StreamingSession(create_engine(model, "gpu", shaders=folder), tokenizer, stop_at_eos=False)
@@ -91,6 +100,12 @@ def run(model_path: str, variants: dict[str, Path | None], seconds: float, round
         res["file_s_median"] = float(np.median(res["file_s"]))
         res["live_gpu_ms_median"] = {a: (float(np.median(v)) if None not in v else None)
                                      for a, v in res["live_gpu_ms_per_step"].items()}
+    if classes:
+        for name, session in sessions.items():
+            summary = live_profile(session, live, at[0], live_steps, per_dispatch=True)
+            if summary is not None:
+                results[name]["live_class_ms_per_step"] = {
+                    tag: round(entry["gpu_ms"] / live_steps, 4) for tag, entry in summary["kernels"].items()}
     return results
 
 
@@ -104,6 +119,7 @@ def main() -> int:
     p.add_argument("--at", type=float, action="append", help="seconds of dictation before live steps are "
                    "timed (repeatable; default 2 and 60)")
     p.add_argument("--live-steps", type=int, default=20)
+    p.add_argument("--classes", action="store_true", help="also GPU time per live step by kernel class")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     variants: dict[str, Path | None] = {"base": None}
@@ -115,7 +131,7 @@ def main() -> int:
             p.error(f"{folder} is not a folder of the kernels' WGSL pieces (no q4_matvec.wgsl)")
         variants[name] = Path(folder).resolve()
     results = run(args.model, variants, args.seconds, args.rounds, args.at or [2.0, 60.0], args.live_steps,
-                  log=(lambda *a: None) if args.json else print)
+                  args.classes, log=(lambda *a: None) if args.json else print)
     if args.json:
         print(json.dumps(results, indent=1))
     else:

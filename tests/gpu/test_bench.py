@@ -38,7 +38,8 @@ def _shader_ab():
 
 def test_shader_ab_builds_each_engine_from_its_folder(models, tmp_path):
     """benchmarks/shader_ab.py: a copy of shaders/ gives base's tokens; a copy whose Q4 nibbles decode
-    one too high does not, so the variant's engine really ran the variant's WGSL."""
+    one too high does not, so the variant's engine really ran the variant's WGSL. With classes, each
+    variant's live-step GPU time comes also by kernel class of both programs."""
     same, broken = tmp_path / "same", tmp_path / "broken"
     shutil.copytree(shaders_dir(), same)
     shutil.copytree(shaders_dir(), broken)
@@ -48,10 +49,14 @@ def test_shader_ab_builds_each_engine_from_its_folder(models, tmp_path):
     nibbles.write_text(text.replace("- 8388616.0", "- 8388615.0"))
     model = models["tiny", 0]
     results = _shader_ab().run(str(model.source), {"base": None, "same": same, "broken": broken}, 2.0, 1, [1.0], 2,
-                               log=lambda *a: None)
+                               classes=True, log=lambda *a: None)
     assert results["same"]["tokens_differ_from_base"] == 0
     assert results["broken"]["tokens_differ_from_base"] > 0
     for res in results.values():
         assert res["file_s_median"] > 0
         live = res["live_gpu_ms_median"]["1.0"]
         assert live is None or live > 0
+        if live is not None:
+            classes = res["live_class_ms_per_step"]
+            assert {tag.split(":")[0] for tag in classes} == {"encoder", "decoder step"}
+            assert all(ms > 0 for ms in classes.values())
