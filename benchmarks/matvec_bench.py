@@ -45,8 +45,13 @@ DIRECT_ROWS = [8, 4, 2]  # and its rows of x per slice
 
 
 def row_variants(m: int) -> list[tuple[int, int]]:
-    wide = {(m, 64)} if m <= 4 else set()  # 8 rows in teams of 64 stage 72 KiB of x: over most devices' limit
-    return sorted({(2, 32), (m, 16), (m, 32)} | wide)
+    return sorted({(2, 32), (m, 16), (m, 32), (m, 64)})
+
+
+def matvec_staged_bytes(rows: int, team: int) -> int:
+    """Workgroup memory q4_matvec's staged x takes: ROWS rows of a trip's TEAM/4 groups of 32 vec4s, each
+    group padded to 36 (q4_matvec.wgsl)."""
+    return rows * team // 4 * 36 * 16
 # (name, n, k, rows of x) for q4_tiles, and its (TM, TN) variants per number of rows
 TILE_SHAPES = [("enc qkv", 3840, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
                ("dec w13", 18432, 3072, 39), ("dec qkv", 6144, 3072, 39), ("adapter 0", 3072, 5120, 32)]
@@ -108,6 +113,11 @@ def main() -> int:
         if nib_bytes > gpu.max_binding_size:  # the engine would split it into row chunks
             print(f"skipped {name} ({kernel}): its {nib_bytes >> 20} MiB of nibbles exceed this device's "
                   f"{gpu.max_binding_size >> 20} MiB binding limit", file=sys.stderr)
+            continue
+        staged = matvec_staged_bytes(consts["ROWS"], consts["TEAM"]) if kernel == "q4_matvec" else 0
+        if staged > gpu.device.limits["max-compute-workgroup-storage-size"]:  # a driver may hang on it
+            print(f"skipped {name} ({kernel} {consts}): its {staged} bytes of staged x exceed this device's "
+                  f"workgroup memory", file=sys.stderr)
             continue
         if mats_key != (n, k):
             copies = max(1, min(16, (args.copies_mb << 20) // nbytes))
