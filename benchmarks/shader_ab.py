@@ -139,6 +139,8 @@ def main() -> int:
             live = ", ".join(f"{ms:.3f} ms after {a} s" for a, ms in res["live_gpu_ms_median"].items() if ms is not None)
             print(f"{name}: file mode {res['file_s_median']:.4f} s, {res['tokens_differ_from_base']} tokens "
                   f"differ from base; live step GPU time {live or 'not measured (no timestamp queries)'}")
+            for tag, ms in res.get("live_class_ms_per_step", {}).items():
+                print(f"    {tag}: {ms:.4f} ms per live step (stamped per dispatch)")
     return 0
 
 
