@@ -1,9 +1,9 @@
 """Effective weight bandwidth and arithmetic rate of the Q4_0 matrix kernels on the model's real shapes,
 per kernel variant, from GPU timestamps: q4_matvec (lanes per team TEAM and rows of x per slice ROWS,
 constants) on the decoder's matrices with one row of x, and on the encoder's with 4 rows (a live step)
-and the decoder's with 2 and 8 (speculative decoding), each in one slice and in slices of two; q4_direct
-(all rows in one slice, TEAM 16 to 128; "engine" marks the width kernels.direct_team picks) on the
-8-row shapes; q4_tiles (output tiles of TM rows of x by TN weight rows, constants) on the encoder's,
+and the decoder's with 2 and 8, each in one slice and in slices of two; q4_direct (slices of 8, 4 or 2
+rows, TEAM 16 to 128; "engine" marks the variant kernels.q4_kernel picks) on the 8-row shapes and on
+the 16 rows of a speculative forward (decoder.SPEC_MAX); q4_tiles (output tiles of TM rows of x by TN weight rows, constants) on the encoder's,
 decoder's and adapter's shapes with 32 to 128 rows.
 
     python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
@@ -34,12 +34,15 @@ from voxtral_desk.gpu.kernels import Kernels, empty, upload
 # (name, rows n, inputs k) of the full decoder
 SHAPES = [("qkv", 6144, 3072), ("wo", 3072, 4096), ("w13", 18432, 3072), ("w2", 3072, 9216), ("head", 131072, 3072)]
 VARIANTS = [16, 32, 64]  # TEAM
-# (name, n, k, rows of x) for q4_matvec with several rows, and its (ROWS, TEAM) variants that hold
-# them in one slice (ROWS = the rows) or in slices of two (kernels.q4_kernel says which the engine uses)
-ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 3840, 1280, 4), ("enc w2", 1280, 5120, 4),
-              ("enc wo", 1280, 1280, 4), ("dec w13", 18432, 3072, 4), ("head", 131072, 3072, 4),
+# (name, n, k, rows of x) for q4_matvec with several rows (up to 8), and its (ROWS, TEAM) variants that
+# hold them in one slice (ROWS = the rows) or in slices of two (kernels.q4_kernel says which the engine
+# uses); q4_direct's cases are those of more than STAGED_MAX_ROWS rows
+ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 6144, 1280, 4), ("enc w2", 1280, 5120, 4),
+              ("enc wo", 1280, 2048, 4), ("dec w13", 18432, 3072, 4), ("head", 131072, 3072, 4),
               ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
-              ("dec qkv", 6144, 3072, 8), ("dec w2", 3072, 9216, 8), ("head", 131072, 3072, 8)]
+              ("dec qkv", 6144, 3072, 8), ("dec w2", 3072, 9216, 8), ("head", 131072, 3072, 8),
+              ("dec w13", 18432, 3072, 16), ("dec qkv", 6144, 3072, 16), ("dec wo", 3072, 4096, 16),
+              ("dec w2", 3072, 9216, 16), ("head", 131072, 3072, 16)]
 DIRECT_TEAMS = [16, 32, 64, 128]  # q4_direct's TEAM variants
 DIRECT_ROWS = [8, 4, 2]  # and its rows of x per slice
 
@@ -55,7 +58,7 @@ def matvec_staged_bytes(rows: int, team: int) -> int:
 
 
 # (name, n, k, rows of x) for q4_tiles, and its (TM, TN) variants per number of rows
-TILE_SHAPES = [("enc qkv", 3840, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
+TILE_SHAPES = [("enc qkv", 6144, 1280, 128), ("enc w13", 10240, 1280, 128), ("enc w2", 1280, 5120, 128),
                ("dec w13", 18432, 3072, 39), ("dec qkv", 6144, 3072, 39), ("adapter 0", 3072, 5120, 32)]
 TILE_VARIANTS = {128: [(128, 128), (64, 128), (128, 64), (64, 64)], 39: [(64, 128), (64, 64)],
                  32: [(64, 64), (64, 128)]}
@@ -101,7 +104,7 @@ def main() -> int:
     results = []
     cases = [(name, n, k, 1, "q4_matvec", {"ROWS": 1, "TEAM": t}) for name, n, k in SHAPES for t in VARIANTS]
     cases += [(name, n, k, m, "q4_matvec", {"ROWS": r, "TEAM": t}) for name, n, k, m in ROW_SHAPES
-              for r, t in row_variants(m)]
+              if m <= 8 for r, t in row_variants(m)]
     cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
               for tm, tn in tiles or TILE_VARIANTS[m]]
     cases += [(name, n, k, m, "q4_direct", {"ROWS": r, "TEAM": t}) for name, n, k, m in ROW_SHAPES
