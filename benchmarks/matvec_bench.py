@@ -3,8 +3,8 @@ per kernel variant, from GPU timestamps: q4_matvec (lanes per team TEAM and rows
 constants) on the decoder's matrices with one row of x, and on the encoder's with 4 rows (a live step)
 and the decoder's with 2 and 8, each in one slice and in slices of two; q4_direct (slices of 8, 4 or 2
 rows, TEAM 16 to 128; "engine" marks the variant kernels.q4_kernel picks) on the 8-row shapes and on
-the 16 rows of a speculative forward (decoder.SPEC_MAX); q4_tiles (output tiles of TM rows of x by TN weight rows, constants) on the encoder's,
-decoder's and adapter's shapes with 32 to 128 rows.
+the 16 rows of a speculative forward (decoder.SPEC_MAX); q4_tiles (output tiles of TM rows of x by TN
+weight rows, constants) on the encoder's, decoder's and adapter's shapes with 32 to 128 rows.
 
     python benchmarks/matvec_bench.py [--json] [--kernels q4_tiles ...] [--tiles 64x128 ...]
                                       [--shaders FOLDER] [--dispatches N --copies-mb MB]  (small values: a smoke test)
