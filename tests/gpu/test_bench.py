@@ -1,13 +1,19 @@
 """`voxtral-desk bench --profile` on the GPU engine: every phase reports GPU time per kernel class, and
-live steps also per whole program; benchmarks/shader_ab.py runs each engine on its own WGSL."""
+live steps also per whole program; benchmarks/shader_ab.py runs each engine on its own WGSL;
+benchmarks/dispatch_floor.py replays the live step's dispatches with probes that read what they are
+given."""
 import importlib.util
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voxtral_desk.bench import run_bench
 from voxtral_desk.gpu import shaders_dir
+from voxtral_desk.gpu.kernels import Profiler
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_profile_times_every_phase(models):
@@ -29,7 +35,7 @@ def test_profile_times_every_phase(models):
 
 
 def _shader_ab():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "shader_ab.py"
+    path = BENCHMARKS / "shader_ab.py"
     spec = importlib.util.spec_from_file_location("shader_ab", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -60,3 +66,45 @@ def test_shader_ab_builds_each_engine_from_its_folder(models, tmp_path):
             classes = res["live_class_ms_per_step"]
             assert {tag.split(":")[0] for tag in classes} == {"encoder", "decoder step"}
             assert all(ms > 0 for ms in classes.values())
+
+
+@pytest.fixture
+def dispatch_floor(gpu, monkeypatch):
+    if not all(f in gpu.device.features for f in Profiler.FEATURES):
+        pytest.skip(f"{gpu.name} has no timestamp queries inside passes")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports shader_ab from its own folder
+    import dispatch_floor
+
+    return dispatch_floor
+
+
+def test_dispatch_floor_replays_each_program(dispatch_floor, models):
+    out = dispatch_floor.measure(str(models["tiny", 0].source), 1.0, 2)
+    programs = out["programs"]
+    assert set(programs) == {"encoder", "decoder"}
+    for name, r in programs.items():
+        assert r["dispatches"] > 0 and r["weight_MB"] > 0, name
+        assert r["engine_ms"] > 0 and r["empty_chain_ms"] > 0 and r["streaming_chain_ms"] > 0, name
+        classes = r["streaming_per_class"]
+        assert any("q4_matvec" in tag for tag in classes), name
+        assert sum(c["calls"] for c in classes.values()) < r["dispatches"], name  # attention etc. read no weights
+        assert all(c["us_each"] > 0 and c["loads"] in dispatch_floor.STREAM_LOADS for c in classes.values())
+    assert out["step"]["dispatches"] == sum(r["dispatches"] for r in programs.values())
+    assert out["stream_GBps"] > 0 and out["step"]["bandwidth_floor_ms"] > 0
+
+
+def test_probes_keep_each_dispatch_and_stream_the_range_given(dispatch_floor, gpu):
+    probes = dispatch_floor.Probes(gpu)
+    shapes = [("attention", (3, 2, 1), 0), ("q4_matvec w13", (7, 1, 1), 256 * 16 * 4)]
+    chain = probes.chain(shapes, {"q4_matvec w13": 4})
+    assert chain[0] == (probes.empty, probes.empty_group, (3, 2, 1))
+    assert chain[1][0] is probes.stream and chain[1][2] == (1, 1, 1)  # 1024 vec4s, 4 per invocation
+    # The read above covers vec4s 0..1023 of the pool (zeros): a lane whose reads XOR to the magic value
+    # sets sink[1]. Past the range, the value is never read; inside it, it is.
+    magic = np.full(4, 0x9E3779B9, dtype=np.uint32)
+    for index, read in ((1024, 0), (1022, 1)):
+        gpu.queue.write_buffer(probes.sink, 0, np.zeros(4, dtype=np.uint32))
+        gpu.queue.write_buffer(probes.pool, index * 16, magic)
+        probes.time_ms(chain[1:])
+        assert np.frombuffer(gpu.queue.read_buffer(probes.sink), dtype=np.uint32)[1] == read, index
+        gpu.queue.write_buffer(probes.pool, index * 16, np.zeros(4, dtype=np.uint32))

@@ -383,7 +383,13 @@ class Program:
     def dispatches(self) -> list[str]:
         """Profile tags ("kernel tag") of the dispatches the current row count actually runs (empty grids
         are skipped), in order."""
-        return [f"{bound[0]} {op.tag}".strip() for op, g, bound in zip(self.ops, self._grids, self._bound)
+        return [tag for tag, _, _ in self.dispatch_shapes()]
+
+    def dispatch_shapes(self) -> list[tuple[str, tuple[int, int, int], int]]:
+        """(profile tag, grid, weight bytes) of each dispatch the current row count actually runs, in
+        order (benchmarks/dispatch_floor.py replays them)."""
+        return [(f"{bound[0]} {op.tag}".strip(), g, op.weight_bytes)
+                for op, g, bound in zip(self.ops, self._grids, self._bound)
                 if isinstance(op, _Dispatch) and g[0] * g[1] * g[2]]
 
     def encode(self, encoder, m: int, around: Callable | None = None, ops: slice = slice(None)) -> None:
