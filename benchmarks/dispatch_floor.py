@@ -33,8 +33,7 @@ from wgpu.backends.wgpu_native.extras import write_timestamp
 
 from shader_ab import WARM_STEPS, live_profile
 from voxtral_desk.audio import synthetic_speech
-from voxtral_desk.gpu import kernels as K
-from voxtral_desk.gpu import shaders_dir
+from voxtral_desk.gpu import kernels as K, shaders_dir
 from voxtral_desk.gpu.kernels import PARAM_SLOT, Profiler, empty
 from voxtral_desk.loader import load_model
 from voxtral_desk.pipeline import create_engine
