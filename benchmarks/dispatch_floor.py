@@ -29,8 +29,8 @@ import statistics
 
 import numpy as np
 import wgpu
-from wgpu.backends.wgpu_native.extras import write_timestamp
 
+from matvec_bench import chain_ms
 from shader_ab import WARM_STEPS, live_profile
 from voxtral_desk.audio import synthetic_speech
 from voxtral_desk.gpu import kernels as K, shaders_dir
@@ -98,26 +98,7 @@ class Probes:
 
     def time_ms(self, chain: list[tuple]) -> float:
         """Median GPU milliseconds of the chain in one compute pass."""
-        device, queue = self.gpu.device, self.gpu.queue
-        stamps = device.create_query_set(type="timestamp", count=2)
-        resolved = device.create_buffer(size=16, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
-        times = []
-        for run in range(WARM_RUNS + REPEATS):
-            encoder = device.create_command_encoder()
-            cpass = encoder.begin_compute_pass()
-            write_timestamp(cpass, stamps, 0)
-            for pipeline, group, grid in chain:
-                cpass.set_pipeline(pipeline)
-                cpass.set_bind_group(0, group)
-                cpass.dispatch_workgroups(*grid)
-            write_timestamp(cpass, stamps, 1)
-            cpass.end()
-            encoder.resolve_query_set(stamps, 0, 2, resolved, 0)
-            queue.submit([encoder.finish()])
-            t = np.frombuffer(queue.read_buffer(resolved), dtype=np.uint64)
-            if run >= WARM_RUNS:
-                times.append(float(t[1] - t[0]) / 1e6)  # 1 tick = 1 ns on Vulkan (NVIDIA, lavapipe)
-        return statistics.median(times)
+        return statistics.median(chain_ms(self.gpu, chain, WARM_RUNS + REPEATS)[WARM_RUNS:])
 
 
 def streaming_per_class(probes: Probes, shapes: list[tuple[str, tuple, int]]) -> dict:

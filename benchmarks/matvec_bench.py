@@ -66,26 +66,33 @@ DISPATCHES = 64
 COPIES_BYTES = 512 << 20  # weights cycled through per timing: far above L2
 
 
-def time_kernel(gpu, pipeline, bind_groups, grid, dispatches: int = DISPATCHES) -> float:
-    """Seconds per dispatch, best of 3."""
+def chain_ms(gpu, chain: list[tuple], runs: int) -> list[float]:
+    """GPU milliseconds of each of `runs` recordings of a chain of dispatches [(pipeline, bind group,
+    grid)] in one compute pass, from timestamps at the pass's ends (also benchmarks/dispatch_floor.py)."""
     qs = gpu.device.create_query_set(type="timestamp", count=2)
     buf = gpu.device.create_buffer(size=16, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
-    best = math.inf
-    for _ in range(4):  # the first round also brings the clocks up after the upload pauses
+    times = []
+    for _ in range(runs):
         enc = gpu.device.create_command_encoder()
         cp = enc.begin_compute_pass()
         write_timestamp(cp, qs, 0)
-        cp.set_pipeline(pipeline)
-        for i in range(dispatches):
-            cp.set_bind_group(0, bind_groups[i % len(bind_groups)])
+        for pipeline, group, grid in chain:
+            cp.set_pipeline(pipeline)
+            cp.set_bind_group(0, group)
             cp.dispatch_workgroups(*grid)
         write_timestamp(cp, qs, 1)
         cp.end()
         enc.resolve_query_set(qs, 0, 2, buf, 0)
         gpu.queue.submit([enc.finish()])
         t = np.frombuffer(gpu.queue.read_buffer(buf), dtype=np.uint64)
-        best = min(best, float(t[1] - t[0]) * 1e-9 / dispatches)
-    return best
+        times.append(float(t[1] - t[0]) / 1e6)  # 1 tick = 1 ns on Vulkan (NVIDIA, lavapipe)
+    return times
+
+
+def time_kernel(gpu, pipeline, bind_groups, grid, dispatches: int = DISPATCHES) -> float:
+    """Seconds per dispatch, best of 4 runs (the first also brings the clocks up after the upload pauses)."""
+    chain = [(pipeline, bind_groups[i % len(bind_groups)], grid) for i in range(dispatches)]
+    return min(chain_ms(gpu, chain, 4)) * 1e-3 / dispatches
 
 
 def main() -> int:

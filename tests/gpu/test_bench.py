@@ -11,7 +11,6 @@ import pytest
 
 from voxtral_desk.bench import run_bench
 from voxtral_desk.gpu import shaders_dir
-from voxtral_desk.gpu.kernels import Profiler
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -69,10 +68,8 @@ def test_shader_ab_builds_each_engine_from_its_folder(models, tmp_path):
 
 
 @pytest.fixture
-def dispatch_floor(gpu, monkeypatch):
-    if not all(f in gpu.device.features for f in Profiler.FEATURES):
-        pytest.skip(f"{gpu.name} has no timestamp queries inside passes")
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports shader_ab from its own folder
+def dispatch_floor(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports shader_ab and matvec_bench from its own folder
     import dispatch_floor
 
     return dispatch_floor
