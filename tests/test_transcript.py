@@ -6,7 +6,7 @@ import pytest
 from voxtral_desk.session import Token
 from voxtral_desk.testmodel import byte_pair_vocab, tekken_json
 from voxtral_desk.tokenizer import Tokenizer
-from voxtral_desk.transcript import Transcript
+from voxtral_desk.transcript import Transcript, export_names
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,27 @@ def test_long_speech_is_cut_into_readable_cues(tokenizer):
     t = spoken(tokenizer, list(" word" * 40))
     segs = t.segments()
     assert len(segs) > 1 and all(len(s.text) <= 84 and s.end - s.start <= 6.0 + 1e-9 for s in segs)
+
+
+def test_export_names_never_repeat_a_name_in_one_folder():
+    assert export_names(["a/memo.ogg", "a/memo.mp3", "talk.wav"], "json") == ["memo.ogg.json", "memo.mp3.json",
+                                                                              "talk.json"]
+    assert export_names(["x/Memo.wav", "y/memo.wav"], "txt") == ["Memo.wav.txt", "memo.wav (2).txt"]  # case ignored
+
+
+def test_a_stored_transcript_renders_every_export_as_the_original(tokenizer):
+    # Multi-byte characters split across tokens, pauses, specials: what History keeps must render the same.
+    t = spoken(tokenizer, [None, " ", "h", "é", "ü", None, "!", " ", "€"] + [None] * 14 + list(" Later. Yes"))
+    t.meta["duration"] = 3.5
+    stored = Transcript.from_json_record(t.to_json_record())
+    for fmt in ("txt", "srt", "vtt", "json"):
+        assert stored.render(fmt) == t.render(fmt)
+    assert stored.meta == t.meta and [(k.id, k.index) for k in stored.tokens] == [(k.id, k.index) for k in t.tokens]
+    assert all(abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6 for a, b in zip(stored.tokens, t.tokens))
+
+
+@pytest.mark.parametrize("record", ["", "[]", '{"version": 99}', '{"version": 1, "pieces": {}, "tokens": [[5, 0, 0, 1]]}',
+                                    "[" * 100000])
+def test_a_damaged_stored_transcript_is_refused(record):
+    with pytest.raises(ValueError, match="not a stored transcript"):
+        Transcript.from_json_record(record)

@@ -2,8 +2,11 @@
 segments, and the TXT / SRT / VTT / JSON exports shared by the CLI and the app."""
 from __future__ import annotations
 
+import base64
 import json
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .session import Token
 from .tokenizer import Tokenizer
@@ -86,6 +89,71 @@ class Transcript:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         return getattr(self, f"to_{fmt}")()
+
+    def to_json_record(self) -> str:
+        """Everything every export needs, the token pieces included, as compact JSON: History keeps it so a
+        transcript can be exported again later without the model. from_json_record() reads it back."""
+        pieces = {str(i): [base64.b64encode(self.tokenizer.token_bytes(i)).decode("ascii"), self.tokenizer.is_text(i),
+                           self.tokenizer.token_name(i)] for i in sorted({t.id for t in self.tokens})}
+        doc = {"version": RECORD_VERSION, "meta": self.meta, "pieces": pieces,
+               "tokens": [[t.id, t.index, round(t.start, 6), round(t.end, 6)] for t in self.tokens]}
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json_record(cls, text: str) -> "Transcript":
+        """Raises ValueError for a record that is not one."""
+        try:
+            doc = json.loads(text)
+            if doc.get("version") != RECORD_VERSION:
+                raise ValueError(f"version {doc.get('version')!r}")
+            pieces = {int(i): (base64.b64decode(b), bool(is_text), str(name))
+                      for i, (b, is_text, name) in doc["pieces"].items()}
+            tokens = [Token(int(i), int(index), float(start), float(end)) for i, index, start, end in doc["tokens"]]
+            if any(t.id not in pieces for t in tokens):
+                raise ValueError("a token without its piece")
+            return cls(tokens, StoredPieces(pieces), dict(doc.get("meta") or {}))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise ValueError(f"not a stored transcript ({e})") from None
+
+
+RECORD_VERSION = 1
+
+
+class StoredPieces:
+    """What a Transcript asks of its tokenizer, for the ids of one stored transcript only (decoding joins
+    the pieces' bytes and reads them as UTF-8, as Tekken does)."""
+
+    def __init__(self, pieces: dict[int, tuple[bytes, bool, str]]):
+        self.pieces = pieces  # id -> (bytes, is text, readable name)
+
+    def is_text(self, token_id: int) -> bool:
+        return self.pieces[token_id][1]
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.pieces[token_id][0]
+
+    def token_name(self, token_id: int) -> str:
+        return self.pieces[token_id][2]
+
+    def decode(self, ids) -> str:
+        return b"".join(self.pieces[int(i)][0] for i in ids if self.pieces[int(i)][1]).decode("utf-8", "replace")
+
+
+def export_names(sources: list[str | Path], fmt: str) -> list[str]:
+    """File names for writing each source's transcript into one folder, never the same name twice:
+    `memo.srt`, or `memo.ogg.srt` and `memo.mp3.srt` when two sources share a stem; a name still taken
+    (the same file name in two folders) gets ` (2)`, ` (3)`, ... Case is ignored, as on Windows and macOS."""
+    stems = Counter(Path(s).stem.lower() for s in sources)
+    names: list[str] = []
+    used: set[str] = set()
+    for source in map(Path, sources):
+        base = source.stem if stems[source.stem.lower()] == 1 else source.name
+        name, n = f"{base}.{fmt}", 2
+        while name.lower() in used:
+            name, n = f"{base} ({n}).{fmt}", n + 1
+        used.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _clock(seconds: float, sep: str) -> str:
