@@ -6,7 +6,9 @@ safetensors is small enough to read by hand, and the `safetensors` package canno
 from __future__ import annotations
 
 import json
+import math
 import mmap
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +20,23 @@ from .config import ModelConfig, ModelFileError
 AUDIO = "mm_streams_embeddings.embedding_module."
 ENCODER = AUDIO + "whisper_encoder."
 TOKEN_EMBEDDINGS = AUDIO + "tok_embeddings.weight"
+ENCODER_KEY = "multimodal.whisper_model_args.encoder_args."  # where params.json keeps the encoder's settings
+
+
+def file_truncated(path: Path, size: int, expected: int) -> ModelFileError:
+    return ModelFileError(f"{path}: the file is truncated: it has {size} bytes, at least {expected} expected "
+                          "(damaged or incompletely downloaded)")
+
+
+def file_damaged(path: Path, problem: str) -> ModelFileError:
+    return ModelFileError(f"{path}: the file is damaged: {problem}; download, convert or import the model again")
 
 
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     shape: tuple[int, ...]  # PyTorch order: [out, in] for linear weights
-    quantize: bool  # stored as Q4_0 in our GGUF (spec §9.1); F32 otherwise
+    quantize: bool  # a big matrix: stored as Q4_0 in our GGUF (spec §9.1); F32 otherwise
 
 
 def tensor_table(cfg: ModelConfig) -> list[TensorSpec]:
@@ -80,6 +92,7 @@ def tensor_table(cfg: ModelConfig) -> list[TensorSpec]:
 # --- safetensors ---------------------------------------------------------------------------------
 
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own limit: a longer header is damage
 
 
 def bf16_to_f32(a: np.ndarray) -> np.ndarray:
@@ -110,49 +123,99 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
             b.tofile(f)
 
 
+def _counts(value) -> bool:
+    """A JSON list of whole numbers >= 0 (a shape or a data range)."""
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
 class SafetensorsFile:
-    """Memory-mapped safetensors: tensors are read on demand, never all at once."""
+    """Memory-mapped safetensors: tensors are read on demand, never all at once. The whole header is checked
+    on opening: dtypes, shapes against byte ranges, ranges inside the file and not overlapping."""
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._file = open(path, "rb")
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            (n,) = struct.unpack("<Q", self._map[:8])
-            if n > len(self._map) - 8:
-                raise ValueError("header length runs past the end of the file")
+            size = path.stat().st_size
+            if size < 8:
+                raise ModelFileError(f"{path}: only {size} bytes, too short to be a safetensors file")
+            with open(path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as e:
+            raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
+        (n,) = struct.unpack_from("<Q", self._map, 0)
+        if n > MAX_HEADER_BYTES:
+            raise file_damaged(path, f"its header claims {n} bytes")
+        if 8 + n > size:
+            raise file_truncated(path, size, 8 + n)
+        try:
             header = json.loads(bytes(self._map[8 : 8 + n]))
-        except (OSError, ValueError, struct.error) as e:
-            raise ModelFileError(f"{path}: not a readable safetensors file ({e})") from None
+        except ValueError:  # not UTF-8 or not JSON
+            raise file_damaged(path, "its header is not valid JSON") from None
+        if not isinstance(header, dict):
+            raise file_damaged(path, "its header is not a JSON object")
         header.pop("__metadata__", None)
         self._base = 8 + n
-        self._entries = header
-        for name, h in header.items():
-            start, end = h["data_offsets"]
-            if h["dtype"] not in _ST_DTYPES:
-                raise ModelFileError(f"{path}: tensor {name} has unsupported dtype {h['dtype']}")
-            if self._base + end > len(self._map):
-                raise ModelFileError(f"{path}: tensor {name} runs past the end of the file (truncated?)")
+        self._entries = {name: self._entry(name, h) for name, h in header.items()}
+        self._check_ranges(size)
+
+    def _entry(self, name: str, h) -> tuple[str, tuple[int, ...], int, int]:
+        """(dtype, shape, start, end) of one header entry, each checked against the others."""
+        if not isinstance(h, dict):
+            raise file_damaged(self.path, f"the header entry of tensor {name} is not a JSON object")
+        dtype, shape, offsets = h.get("dtype"), h.get("shape"), h.get("data_offsets")
+        if dtype not in _ST_DTYPES:
+            raise ModelFileError(f"{self.path}: tensor {name} has unsupported dtype {dtype}; "
+                                 f"only {', '.join(_ST_DTYPES)} are supported")
+        if not _counts(shape) or not _counts(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+            raise file_damaged(self.path, f"tensor {name} has a malformed shape or data range")
+        need = math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize
+        if offsets[1] - offsets[0] != need:
+            raise file_damaged(self.path, f"tensor {name} holds {offsets[1] - offsets[0]} bytes, "
+                               f"but its shape {shape} in {dtype} needs {need}")
+        return dtype, tuple(shape), offsets[0], offsets[1]
+
+    def _check_ranges(self, size: int) -> None:
+        ranges = sorted((start, end, name) for name, (_, _, start, end) in self._entries.items() if end > start)
+        reach, holder = 0, ""  # the furthest end so far, and whose it is
+        for start, end, name in ranges:
+            if start < reach:
+                raise file_damaged(self.path, f"the data of tensors {holder} and {name} overlap")
+            reach, holder = end, name
+        if self._base + reach > size:
+            raise file_truncated(self.path, size, self._base + reach)
 
     def names(self) -> list[str]:
         return list(self._entries)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._entries[name]["shape"])
+        return self._entries[name][1]
 
     def dtype(self, name: str) -> str:
-        return self._entries[name]["dtype"]
+        return self._entries[name][0]
 
     def f32(self, name: str) -> np.ndarray:
-        h = self._entries[name]
-        start, end = h["data_offsets"]
-        raw = np.frombuffer(self._map, dtype=_ST_DTYPES[h["dtype"]], count=(end - start) // np.dtype(
-            _ST_DTYPES[h["dtype"]]).itemsize, offset=self._base + start).reshape(h["shape"])
-        return bf16_to_f32(raw) if h["dtype"] == "BF16" else raw.astype(np.float32)
+        dtype, shape, start, end = self._entries[name]
+        np_dtype = _ST_DTYPES[dtype]
+        raw = np.frombuffer(self._map, dtype=np_dtype, count=(end - start) // np.dtype(np_dtype).itemsize,
+                            offset=self._base + start).reshape(shape)
+        return bf16_to_f32(raw) if dtype == "BF16" else raw.astype(np.float32)
+
+
+def _layers_present(names: set[str], prefix: str) -> int:
+    found = {int(m.group(1)) for n in names if (m := re.match(re.escape(prefix) + r"(\d+)\.", n))}
+    return max(found) + 1 if found else 0
 
 
 def check_tensors(cfg: ModelConfig, shape_of, names: set[str], where: str) -> None:
-    """Fail with one clear message listing missing tensors or wrong shapes."""
+    """Fail with one clear message: a layer count that disagrees with the settings, missing tensors or
+    wrong shapes."""
+    for prefix, key, n_layers, part in ((ENCODER + "transformer.layers.", ENCODER_KEY + "n_layers",
+                                         cfg.encoder.n_layers, "encoder"),
+                                        ("layers.", "n_layers", cfg.decoder.n_layers, "decoder")):
+        present = _layers_present(names, prefix)
+        if present != n_layers:
+            raise ModelFileError(f"{where}: holds {present} {part} layers, but the model settings say {key} is "
+                                 f"{n_layers}: the settings and the weights are not of the same model")
     missing, wrong = [], []
     for spec in tensor_table(cfg):
         if spec.name not in names:
@@ -166,6 +229,14 @@ def check_tensors(cfg: ModelConfig, shape_of, names: set[str], where: str) -> No
         raise ModelFileError(f"{where}: wrong tensor shape: {wrong[0]}")
 
 
+def check_finite(cfg: ModelConfig, f32, file_of) -> None:
+    """Norms, biases and the conv stem (everything but the big matrices, a few MB) must be finite: one NaN
+    there turns every output into garbage."""
+    for spec in tensor_table(cfg):
+        if not spec.quantize and not np.isfinite(f32(spec.name)).all():
+            raise file_damaged(file_of(spec.name), f"tensor {spec.name} holds NaN or infinite values")
+
+
 class OriginalCheckpoint:
     """A folder in Mistral's layout. Weights come back as float32, read lazily."""
 
@@ -177,6 +248,7 @@ class OriginalCheckpoint:
             raise ModelFileError(f"{folder}: no consolidated.safetensors")
         self.file = SafetensorsFile(st)
         check_tensors(self.config, self.file.shape, set(self.file.names()), str(st))
+        check_finite(self.config, self.file.f32, lambda name: st)
         self.tokenizer_path = folder / "tekken.json"
 
     def f32(self, name: str) -> np.ndarray:
