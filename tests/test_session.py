@@ -7,6 +7,7 @@ from mistral_common.protocol.transcription.request import StreamingMode, Transcr
 from mistral_common.tokens.tokenizers.audio import Audio
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
+from voxtral_desk.audio import frames_in_span
 from voxtral_desk.loader import load_model
 from voxtral_desk.reference import ReferenceEngine
 from voxtral_desk.session import StreamingSession
@@ -85,3 +86,67 @@ def test_timestamps_are_80ms_slots_from_the_start_of_the_audio(session, clips):
 def test_delay_must_be_a_multiple_of_80ms(session):
     with pytest.raises(ValueError, match="multiple of 80"):
         session.reset(100)
+
+
+def test_delay_zero_is_refused_not_taken_for_the_default(session):
+    with pytest.raises(ValueError, match="delay"):
+        StreamingSession(session.engine, session.tokenizer, delay_ms=0)
+    session.reset(480)
+    with pytest.raises(ValueError, match="delay"):
+        session.reset(0)
+    assert (session.delay_ms, session.n_delay) == (480, 6)  # the refused delay changed nothing
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, "mixed"])
+def test_nonfinite_samples_are_fed_as_silence(session, clips, bad):
+    """One NaN used to poison the reference's caches for the rest of the audio (<unk> from there on)."""
+    audio = clips["speech"]
+    where = [5000, 5001, 20000, 40000, 40001, 40002]
+    poisoned, zeroed = audio.copy(), audio.copy()
+    poisoned[where] = [np.nan, np.inf, -np.inf, np.nan, np.nan, np.inf] if bad == "mixed" else bad
+    zeroed[where] = 0
+    given = poisoned.copy()
+    want = offline(session, zeroed)
+    assert offline(session, poisoned) == want
+    assert session.nonfinite_samples == len(where)
+    assert np.array_equal(poisoned, given, equal_nan=True)  # the caller's array is left as it was
+    session.reset()
+    assert session.nonfinite_samples == 0
+
+
+class SpanRecorder:
+    """An engine that records how many STFT frames each encode() gets, and passes everything on."""
+
+    def __init__(self, engine):
+        self.inner = engine
+        self.frames: list[int] = []
+        self.queued: list[int] = []  # audio tokens waiting for the decoder when encode() is called
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, audio):
+        self.frames.append(frames_in_span(len(audio), self.inner.config.audio))
+        self.queued.append(self.inner.audio_tokens_ready)
+        self.inner.encode(audio)
+
+
+@pytest.mark.parametrize("bound", [None, 3])  # None: the session's own; 3 tokens also cuts flush()'s padding
+def test_long_feeds_reach_the_engine_in_bounded_spans(session, clips, monkeypatch, bound):
+    """The reference's memory grows with the square of one encode's size: however much one feed() holds,
+    the engine gets spans of a bounded number of tokens, decoded as they come, with unchanged tokens."""
+    from voxtral_desk import session as session_module
+
+    if bound is not None:
+        monkeypatch.setattr(session_module, "MAX_SPAN_TOKENS", bound)
+    limit = session_module.MAX_SPAN_TOKENS * session.audio_cfg.mel_frames_per_token
+    audio = np.concatenate([clips["speech"]] * 3)  # ~13 s in one feed: 160 tokens
+    recorder = SpanRecorder(session.engine)
+    spans = StreamingSession(recorder, session.tokenizer, 480)
+    spans.feed(audio)
+    spans.flush()
+    assert max(recorder.frames) <= limit
+    assert sum(recorder.frames) > 2 * limit  # the feed was cut into several spans
+    assert max(recorder.queued) <= session.audio_cfg.n_left_pad_tokens  # each span decoded before the next
+    monkeypatch.setattr(session_module, "MAX_SPAN_TOKENS", 10**9)  # one encode per feed, as before
+    assert [(t.id, t.index) for t in spans.tokens] == offline(session, audio)

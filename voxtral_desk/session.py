@@ -3,19 +3,27 @@ use, whatever engine (numpy reference or GPU) runs the model.
 
 feed() takes 16 kHz mono float32 samples in chunks of any size and returns the tokens they completed;
 flush() appends upstream's right padding and returns the rest. Offline transcription is feed(all) +
-flush(), so streaming and offline cannot drift apart.
+flush(), so streaming and offline cannot drift apart. save_state() and restore_state() pause a stream
+while another one (a dictation) runs on the same engine, and resume it exactly.
 """
 from __future__ import annotations
 
+import copy
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from mistral_common.tokens.tokenizers.audio import OFFLINE_STREAMING_BUFFER_TOKENS
 
-from .audio import FrameStream
+from .audio import FrameStream, frames_in_span
 from .config import ModelConfig
 from .tokenizer import Tokenizer
+
+# Tokens' worth of STFT frames per engine.encode(), decoded before the next: the reference's memory grows
+# with the square of one encode's size (a 1 Hz WAV resampled hands 13 M samples to one feed).
+MAX_SPAN_TOKENS = 64
 
 
 class Engine(Protocol):
@@ -41,6 +49,14 @@ class Engine(Protocol):
     def synchronize(self) -> None:
         """Wait until all submitted work is done (for timing; decode() already returns finished results)."""
 
+    def save_state(self) -> object:
+        """A snapshot of the stream in progress (caches, positions, queued audio embeddings, delay), in
+        host memory, for restore_state()."""
+
+    def restore_state(self, state: object) -> None:
+        """Continue the stream of a snapshot, whatever ran since (other streams, other delays); the
+        snapshot stays valid for further restores."""
+
 
 @dataclass(frozen=True)
 class Token:
@@ -50,6 +66,23 @@ class Token:
     end: float
 
 
+@dataclass(frozen=True)
+class SessionState:
+    """A paused stream (StreamingSession.save_state): the session's part, copied, and the engine's, opaque."""
+
+    engine: weakref.ref  # the engine the snapshot belongs to (a weak reference: a snapshot keeps no model alive)
+    engine_state: object
+    frames: FrameStream
+    samples_fed: int
+    nonfinite_samples: int
+    tokens: tuple[Token, ...]
+    prompt: tuple[int, ...]
+    delay_ms: int
+    n_delay: int
+    positions_run: int
+    finished: bool
+
+
 class StreamingSession:
     def __init__(self, engine: Engine, tokenizer: Tokenizer, delay_ms: int | None = None, stop_at_eos: bool = True):
         self.engine = engine
@@ -57,7 +90,7 @@ class StreamingSession:
         self.tokenizer = tokenizer
         self.audio_cfg = engine.config.audio
         self.frames = FrameStream(self.audio_cfg)
-        self.delay_ms = delay_ms or self.audio_cfg.default_delay_ms
+        self.delay_ms = self.audio_cfg.default_delay_ms if delay_ms is None else delay_ms
         self.reset()
 
     def reset(self, delay_ms: int | None = None) -> None:
@@ -70,10 +103,34 @@ class StreamingSession:
         self.engine.reset(self.prompt, self.n_delay)
         self.frames.reset()
         self.samples_fed = 0
+        self.nonfinite_samples = 0  # NaN or infinite samples fed, which were fed as zeros
         self.tokens: list[Token] = []
         self.finished = False  # EOS seen or flushed: further audio is ignored until reset()
         self._positions_run = 0
-        self._encode(np.zeros(cfg.n_left_pad_tokens * cfg.samples_per_token, dtype=np.float32))
+        for span in self._spans(np.zeros(cfg.n_left_pad_tokens * cfg.samples_per_token, dtype=np.float32)):
+            self.engine.encode(span)
+
+    def save_state(self) -> SessionState:
+        """A snapshot of the stream in progress, to continue it with restore_state() after other streams
+        have run on this session. Its cost is the engine's: with the GPU engine at full size up to about
+        1 GiB of host memory (GPUEngine.save_state has the figures); the reference copies nothing."""
+        return SessionState(weakref.ref(self.engine), self.engine.save_state(), copy.deepcopy(self.frames),
+                            self.samples_fed, self.nonfinite_samples, tuple(self.tokens), tuple(self.prompt),
+                            self.delay_ms, self.n_delay, self._positions_run, self.finished)
+
+    def restore_state(self, state: SessionState) -> None:
+        """Continue the stream saved in `state`: the next feed()/flush() give exactly the tokens the stream
+        would have given without the interruption. A snapshot can be restored any number of times."""
+        if state.engine() is not self.engine:
+            raise ValueError("this transcription was paused on another engine (the model or its settings changed "
+                             "since): it cannot be resumed here; transcribe it again from the start")
+        self.engine.restore_state(state.engine_state)
+        self.frames = copy.deepcopy(state.frames)  # the snapshot's copy stays untouched for a later restore
+        self.samples_fed, self.nonfinite_samples = state.samples_fed, state.nonfinite_samples
+        self.tokens = list(state.tokens)
+        self.prompt = list(state.prompt)
+        self.delay_ms, self.n_delay = state.delay_ms, state.n_delay
+        self._positions_run, self.finished = state.positions_run, state.finished
 
     @property
     def text(self) -> str:
@@ -87,9 +144,12 @@ class StreamingSession:
         if self.finished:
             return []
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        bad = ~np.isfinite(samples)
+        if bad.any():  # one NaN would poison the reference's caches for the rest of the stream
+            samples = np.where(bad, np.float32(0), samples)
+            self.nonfinite_samples += int(np.count_nonzero(bad))
         self.samples_fed += len(samples)
-        self._encode(samples)
-        return self._decode(self.engine.audio_tokens_ready)
+        return self._transcribe(samples)
 
     def flush(self) -> list[Token]:
         """End of audio: pad as upstream does offline, transcribe everything, then finish."""
@@ -99,19 +159,33 @@ class StreamingSession:
         r = cfg.samples_per_token
         n_right = (-self.samples_fed) % r + (self.n_delay + 1 + OFFLINE_STREAMING_BUFFER_TOKENS) * r
         total_frames = (cfg.n_left_pad_tokens * r + self.samples_fed + n_right) // cfg.hop_length
-        # + half a window of zeros: upstream's centre padding on the right reflects the zero pad.
-        self._encode(np.zeros(n_right + cfg.window_size // 2, dtype=np.float32), total_frames)
-        # Upstream generates up to the number of audio tokens, prompt included: the last audio
-        # position is never run.
-        new = self._decode(self.engine.audio_tokens_ready - 1)
+        # + half a window of zeros: upstream's centre padding on the right reflects the zero pad. Upstream
+        # generates up to the number of audio tokens, prompt included: the last audio position is never run.
+        new = self._transcribe(np.zeros(n_right + cfg.window_size // 2, dtype=np.float32), total_frames, keep=1)
         self.finished = True
         return new
 
-    def _encode(self, samples: np.ndarray, total_frames: int | None = None) -> None:
-        """total_frames: where the stream ends (upstream drops the last STFT frame)."""
-        span = self.frames.push(samples, total_frames)
-        if len(span):
+    def _transcribe(self, samples: np.ndarray, total_frames: int | None = None, keep: int = 0) -> list[Token]:
+        """Encode the frames the samples complete span by span, and after each span decode every position
+        ready but the last `keep`."""
+        new: list[Token] = []
+        for span in self._spans(samples, total_frames):
             self.engine.encode(span)
+            new += self._decode(self.engine.audio_tokens_ready - keep)
+            if self.finished:
+                break
+        return new
+
+    def _spans(self, samples: np.ndarray, total_frames: int | None = None) -> Iterator[np.ndarray]:
+        """The frames the samples complete, as spans of at most MAX_SPAN_TOKENS tokens for engine.encode().
+        total_frames: where the stream ends (upstream drops the last STFT frame)."""
+        cfg = self.audio_cfg
+        span = self.frames.push(samples, total_frames)
+        n_frames = frames_in_span(len(span), cfg) if len(span) else 0
+        step = MAX_SPAN_TOKENS * cfg.mel_frames_per_token
+        for first in range(0, n_frames, step):
+            last = min(n_frames, first + step) - 1
+            yield span[first * cfg.hop_length: last * cfg.hop_length + cfg.window_size]
 
     def _decode(self, n: int) -> list[Token]:
         if n <= 0 or self.finished:

@@ -16,10 +16,14 @@ inputs turned out right: the ids are exactly those of one-position-at-a-time gre
 (decode(1)) keeps the chained single step, and records the next one (and, through the engine, the
 encoder's next chunk) and writes its position inputs while the GPU runs it: the next live step
 submits without recording or writing first.
+
+save_state() copies a stream's state to host memory (the valid rows of the rings only) and
+restore_state() writes it back, at the ring sizes of the moment it was saved.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import wgpu
@@ -44,6 +48,35 @@ SPEC_MAX = 16
 
 def _map_size(n_ids: int) -> int:
     return -(-n_ids * 4 // 8) * 8  # mapped ranges are multiples of 8 bytes
+
+
+def read_ring(gpu, buffer, row: int, cap: int, start: int, stop: int) -> np.ndarray:
+    """The rows of positions start..stop of a ring of cap rows of `row` bytes (position p in row p % cap),
+    as bytes [(stop - start) * row], for write_ring."""
+    parts = [read(gpu, buffer, np.uint8, n * row, p % cap * row) for p, n in ring_runs(start, stop, cap)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+
+
+def write_ring(gpu, buffer, row: int, cap: int, start: int, data: np.ndarray) -> None:
+    """Put rows read by read_ring back at positions start.. of a ring of cap rows (any cap)."""
+    for p, n in ring_runs(start, start + len(data) // row, cap):
+        gpu.queue.write_buffer(buffer, p % cap * row, data[(p - start) * row: (p - start + n) * row])
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    """A stream's decoder state in host memory (DecoderStage.save_state)."""
+
+    prompt: tuple[int, ...]
+    position: int
+    last_id: int
+    spec_k: int
+    tok0: np.ndarray  # tok[0]: the input of the next generated position, [1] u32
+    kv_cap: int
+    kv: tuple[tuple[np.ndarray, np.ndarray], ...]  # per layer: keys and values of the visible positions
+    audio_cap: int
+    audio_written: int
+    audio: np.ndarray  # the audio embeddings of positions position..audio_written
 
 
 class AudioRing:
@@ -106,8 +139,8 @@ class DecoderStage:
                 ada_down=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.0.weight"), limit, p + "ada down"),
                 ada_up=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.2.weight"), limit, p + "ada up"),
                 ada_mid=empty(gpu, d.ada_dim * F32, p + "ada mid"),
-                k_cache=empty(gpu, self.kv_cap * self.kv_row, f"dec k{j}"),
-                v_cache=empty(gpu, self.kv_cap * self.kv_row, f"dec v{j}"),
+                k_cache=self._kv_buffer(j, "k_cache", self.kv_cap),
+                v_cache=self._kv_buffer(j, "v_cache", self.kv_cap),
             ))
         self.final_norm = upload(gpu, reader.f32("norm.weight"))
 
@@ -197,17 +230,60 @@ class DecoderStage:
     def commit_audio(self, n: int) -> None:
         self.audio.written += n
 
+    def _kv_buffer(self, layer: int, name: str, cap: int) -> object:
+        return empty(self.gpu, cap * self.kv_row, f"dec {name[0]}{layer}")
+
+    def _visible_from(self, position: int) -> int:
+        """The oldest key a query at `position` or later still sees."""
+        return max(0, position - self.d.sliding_window + 1)
+
+    def save_state(self) -> DecoderState:
+        """The stream's state copied to host memory (costs: GPUEngine.save_state): the keys and values its
+        next positions can see, the audio embeddings queued and tok[0]."""
+        gpu, lo = self.gpu, self._visible_from(self.position)
+        kv = tuple(tuple(read_ring(gpu, L[name], self.kv_row, self.kv_cap, lo, self.position)
+                         for name in ("k_cache", "v_cache")) for L in self.layers)
+        audio = read_ring(gpu, self.audio.buffer, self.audio.row, self.audio.cap, self.position, self.audio.written)
+        return DecoderState(tuple(self.prompt), self.position, self.last_id, self.spec_k,
+                            read(gpu, self.tok, np.uint32, 1), self.kv_cap, kv, self.audio.cap, self.audio.written,
+                            audio)
+
+    def restore_state(self, s: DecoderState) -> None:
+        """Continue the stream of a snapshot: the rings at its sizes (recreated, and the step program
+        rebuilt, if they grew or shrank since), its rows written back, nothing recorded or written ahead
+        for another stream left to use."""
+        rebuild = s.kv_cap != self.kv_cap or s.audio_cap != self.audio.cap
+        if s.kv_cap != self.kv_cap:
+            for j, L in enumerate(self.layers):
+                for name in ("k_cache", "v_cache"):
+                    L[name] = self._kv_buffer(j, name, s.kv_cap)
+            self.kv_cap = s.kv_cap
+        if s.audio_cap != self.audio.cap:
+            self.audio = AudioRing(self.gpu, self.d.dim, s.audio_cap)
+        if rebuild:
+            self._build()
+        lo = self._visible_from(s.position)
+        for L, rows in zip(self.layers, s.kv):
+            for name, data in zip(("k_cache", "v_cache"), rows):
+                write_ring(self.gpu, L[name], self.kv_row, self.kv_cap, lo, data)
+        write_ring(self.gpu, self.audio.buffer, self.audio.row, self.audio.cap, s.position, s.audio)
+        self.audio.written = s.audio_written
+        self.gpu.queue.write_buffer(self.tok, 0, s.tok0)
+        self.prompt, self.position, self.last_id, self.spec_k = list(s.prompt), s.position, s.last_id, s.spec_k
+        self.positions.forget()
+        self.ahead = K.Ahead(self.kernels)
+
     def _ensure_kv(self, positions: int) -> None:
         """Grow the KV rings (by doubling, up to window + batch) to hold `positions` positions."""
         need = min(self.kv_full, positions)
         if need <= self.kv_cap:
             return
         cap = min(self.kv_full, max(need, 2 * self.kv_cap))
-        lo = max(0, self.position - self.d.sliding_window + 1)  # the oldest key still visible
+        lo = self._visible_from(self.position)
         encoder = self.gpu.device.create_command_encoder()
         for j, L in enumerate(self.layers):
             for name in ("k_cache", "v_cache"):
-                new = empty(self.gpu, cap * self.kv_row, f"dec {name[0]}{j}")
+                new = self._kv_buffer(j, name, cap)
                 for p, count in ring_runs(lo, self.position, self.kv_cap, cap):
                     encoder.copy_buffer_to_buffer(L[name], p % self.kv_cap * self.kv_row, new,
                                                   p % cap * self.kv_row, count * self.kv_row)

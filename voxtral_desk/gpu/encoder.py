@@ -5,8 +5,11 @@ Samples arrive as spans of whole tokens' STFT frames (audio.FrameStream), cut in
 `max_tokens` tokens (8 mel frames = 4 encoder frames each); each chunk is one Program.submit. The conv
 stem's causal state (2 mel frames, 1 conv0 frame) and the per-layer KV cache, a ring of window + chunk
 rows, carry over between chunks, so streaming in any chunking computes the same as one long call.
+save_state()/restore_state() copy that carried state to host memory and back.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,10 +17,21 @@ from ..audio import LogMel, frames_in_span
 from ..checkpoint import AUDIO, ENCODER
 from ..config import ModelConfig
 from . import kernels as K
+from .decoder import read_ring, write_ring
 from .kernels import Kernels, Program, empty, read, upload
 from .weights import WeightReader, f32_matrix, gate_up_q4, q4_matrix
 
 F32 = 4
+
+
+@dataclass(frozen=True)
+class EncoderState:
+    """A stream's encoder state in host memory (EncoderStage.save_state)."""
+
+    pos: int
+    mel_tail: np.ndarray
+    conv_tail: np.ndarray
+    kv: tuple[tuple[np.ndarray, np.ndarray], ...]  # per layer: keys and values of the frames still visible
 
 
 class EncoderStage:
@@ -137,6 +151,31 @@ class EncoderStage:
         self.positions.forget()
         self.gpu.queue.write_buffer(self.mel_tail, 0, np.zeros(2 * self.e.n_mels, np.float32))  # conv0's causal left context
         self.gpu.queue.write_buffer(self.conv_tail, 0, np.zeros(self.e.dim, np.float32))
+
+    def _visible_from(self) -> int:
+        """The oldest frame whose key the next chunk's queries still see."""
+        return max(0, self.pos - self.e.sliding_window + 1)
+
+    def save_state(self) -> EncoderState:
+        """The carried state copied to host memory (costs: GPUEngine.save_state): the conv stem's tails
+        and the keys and values the next chunk's queries can see."""
+        kv_row = self.e.n_kv_heads * self.e.head_dim * K.KV_BYTES
+        kv = tuple(tuple(read_ring(self.gpu, L[name], kv_row, self.kv_cap, self._visible_from(), self.pos)
+                         for name in ("k_cache", "v_cache")) for L in self.layers)
+        return EncoderState(self.pos, read(self.gpu, self.mel_tail, np.float32, 2 * self.e.n_mels),
+                            read(self.gpu, self.conv_tail, np.float32, self.e.dim), kv)
+
+    def restore_state(self, s: EncoderState) -> None:
+        """Continue the stream of a snapshot; nothing recorded or written ahead for another stream is used."""
+        self.pos = s.pos
+        self.gpu.queue.write_buffer(self.mel_tail, 0, s.mel_tail)
+        self.gpu.queue.write_buffer(self.conv_tail, 0, s.conv_tail)
+        kv_row = self.e.n_kv_heads * self.e.head_dim * K.KV_BYTES
+        for L, rows in zip(self.layers, s.kv):
+            for name, data in zip(("k_cache", "v_cache"), rows):
+                write_ring(self.gpu, L[name], kv_row, self.kv_cap, self._visible_from(), data)
+        self.positions.forget()
+        self.ahead = K.Ahead(self.kernels)
 
     def _recording_key(self, t: int) -> tuple:
         """What a recording of a chunk of t frames depends on: t, and where its copy into the sink's
