@@ -1,9 +1,14 @@
+import os
+import struct
+
 import numpy as np
 import pytest
 import soundfile
 
-from voxtral_desk.audio import AudioFileError, FrameStream, LogMel, frames_in_span, load_audio
+from voxtral_desk.audio import (AudioFile, AudioFileError, FrameStream, LogMel, audio_info, frames_in_span,
+                                libmpg123_silenced, load_audio)
 from voxtral_desk.loader import load_model
+from voxtral_desk.pipeline import open_session, transcribe_file
 
 transformers = pytest.importorskip("transformers")
 
@@ -98,3 +103,92 @@ def test_unreadable_audio_is_a_clear_error(tmp_path):
         load_audio(bad, 16000)
     with pytest.raises(AudioFileError, match="no such file"):
         load_audio(tmp_path / "missing.flac", 16000)
+
+
+def _tone(seconds: float = 1.0, rate: int = 16000) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+
+
+def _wav_with_rate(path, rate: int, frames: int = 1600):
+    """A WAV whose header claims `rate` (soundfile refuses to write some of them, so the field is patched)."""
+    soundfile.write(str(path), _tone(frames / 16000), 16000, subtype="FLOAT")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"fmt ") + 12, rate)
+    path.write_bytes(bytes(data))
+
+
+def _cut_wav(path):
+    soundfile.write(str(path), _tone(), 16000)
+    path.write_bytes(path.read_bytes()[:30])  # the header without its data chunk
+
+
+def _damaged_flac(path):
+    soundfile.write(str(path), _tone(3.0), 16000)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 2000] = np.random.default_rng(0).integers(0, 256, 2000, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+NOT_AUDIO = "is not an audio file Voxtral Desk can read (format not recognised)"
+# (file name, how the test makes it, words the message must hold): every caller says the same true thing.
+CORPUS = [
+    ("missing.flac", lambda p: None, "no such file"),
+    ("a folder.wav", lambda p: p.mkdir(), "is a folder"),
+    ("pipe.wav", lambda p: os.mkfifo(p), "is not a regular file (a pipe or a device)"),
+    ("empty.wav", lambda p: p.write_bytes(b""), "the file is empty"),
+    ("notes.mp3", lambda p: p.write_text("hello, these are my notes\n"), NOT_AUDIO),
+    ("zeros.mp3", lambda p: p.write_bytes(bytes(100)), NOT_AUDIO),
+    ("notes.wav", lambda p: p.write_text("not audio at all"), NOT_AUDIO),
+    ("cut.wav", _cut_wav, "No 'data' chunk"),  # libsndfile's own detail says what is wrong
+    ("one-hertz.wav", lambda p: _wav_with_rate(p, 1), "1 Hz"),
+    ("999-hertz.wav", lambda p: _wav_with_rate(p, 999), "999 Hz"),
+    ("damaged.flac", _damaged_flac, "the file may be damaged or cut short"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_session(model_dir):
+    return open_session(model_dir("tiny", 0), "reference")
+
+
+@pytest.mark.parametrize("name,make,words", CORPUS, ids=[c[0] for c in CORPUS])
+def test_bad_audio_files_are_described_truly(tmp_path, tiny_session, name, make, words):
+    path = tmp_path / name
+    make(path)
+    readers = {"load_audio": lambda: load_audio(path, 16000), "audio_info": lambda: audio_info(path),
+               "transcribe_file": lambda: transcribe_file(tiny_session, path)}
+    if name == "damaged.flac":  # its header is fine: only decoding finds the damage
+        del readers["audio_info"]
+    for reader, call in readers.items():
+        with pytest.raises(AudioFileError) as e:
+            call()
+        message = str(e.value)
+        assert message.startswith(f"{path}: ") and words in message, reader
+        for internal in ("possibly a pipe", "Error opening", "System error", "Libsndfile", "Format not recognised"):
+            assert internal not in message, (reader, message)
+
+
+def test_a_device_is_not_an_audio_file():
+    with pytest.raises(AudioFileError, match=r"/dev/zero: this is not a regular file \(a pipe or a device\)"):
+        load_audio("/dev/zero", 16000)
+
+
+def test_libmpg123_lines_are_dropped_and_everything_else_on_stderr_is_kept(capfd):
+    with libmpg123_silenced():
+        os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 15.\nsomething else said meanwhile\n"
+                    b"[src/libmpg123/parse.c:do_readahead():1083] warning: Cannot read next header\n"
+                    b"Warning: Xing stream size off by more than 1%, fuzzy seeking may be even more fuzzy\nlast\n")
+    assert capfd.readouterr().err == "something else said meanwhile\nlast\n"
+    os.write(2, b"Note: after the block, nothing is filtered\n")
+    assert capfd.readouterr().err == "Note: after the block, nothing is filtered\n"
+
+
+def test_non_numbers_in_a_file_become_silence_and_are_counted(tmp_path):
+    audio = np.stack([_tone(), _tone()], axis=1)
+    audio[100, 0], audio[5000, 1], audio[9000] = np.nan, np.inf, [-np.inf, np.nan]
+    soundfile.write(str(tmp_path / "nan.wav"), audio, 44100, subtype="FLOAT")
+    with AudioFile(tmp_path / "nan.wav") as f:
+        data = f.read()
+        assert f.nonfinite_samples == 4
+    assert np.isfinite(data).all() and data[100, 0] == 0 and data[9000, 1] == 0 and data[101, 0] == audio[101, 0]
+    assert np.isfinite(load_audio(tmp_path / "nan.wav", 16000)).all()  # resampling did not spread them

@@ -3,6 +3,14 @@ samples is cut into STFT frames, and frames become log-mel features exactly as u
 offline (spec §3)."""
 from __future__ import annotations
 
+import os
+import re
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +20,135 @@ from mistral_common.audio import mel_filter_bank
 
 from .config import AudioConfig
 
+MIN_SAMPLE_RATE = 1000  # below this a file holds no speech: its header is damaged, or it is not sound at all
+# libsndfile's words that are wrong or empty once the checks below have passed (a regular, non-empty file).
+_NOT_RECOGNISED = ("Format not recognised.", "System error.",
+                   "File does not exist or is not a regular file (possibly a pipe?).")
+# libmpg123 (inside libsndfile) prints these straight to the process's stderr while it decodes.
+_LIBMPG123_LINE = re.compile(rb"(Note: |Warning: |\[src/libmpg123/)")
+_stderr_lock = threading.RLock()  # fd 2 is the whole process's: one capture at a time, nested ones pass through
+_stderr_depth = 0
+
 
 class AudioFileError(Exception):
     pass
 
 
+@contextmanager
+def libmpg123_silenced() -> Iterator[None]:
+    """Capture fd 2 while libsndfile works, then write back everything but libmpg123's diagnostic lines, so
+    nothing else said on stderr in that moment is lost."""
+    global _stderr_depth
+    with _stderr_lock:
+        if _stderr_depth:
+            yield
+            return
+        if sys.stderr:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (a GUI process): nothing to keep clean
+            yield
+            return
+        _stderr_depth += 1
+        try:
+            with tempfile.TemporaryFile() as capture:
+                os.dup2(capture.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    if sys.stderr:
+                        sys.stderr.flush()
+                    os.dup2(saved, 2)
+                    capture.seek(0)
+                    kept = [line for line in capture.read().splitlines(keepends=True)
+                            if not _LIBMPG123_LINE.match(line)]
+                    if kept:
+                        os.write(2, b"".join(kept))
+        finally:
+            os.close(saved)
+            _stderr_depth -= 1
+
+
+def _check_path(path: Path) -> None:
+    """What is wrong with a path before any decoder sees it, in the user's words (libsndfile's are often wrong
+    here: a folder is "not recognised", a missing file a "system error")."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise AudioFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise AudioFileError(f"{path}: cannot open it ({e.strerror or e})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioFileError(f"{path}: this is a folder, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioFileError(f"{path}: this is not a regular file (a pipe or a device)")
+    if info.st_size == 0:
+        raise AudioFileError(f"{path}: the file is empty")
+    try:
+        open(path, "rb").close()  # a regular file: opening cannot block, and says why it cannot be read
+    except OSError as e:
+        raise AudioFileError(f"{path}: cannot open it ({e.strerror or e})") from None
+
+
+def _detail(error: Exception) -> str:
+    text = getattr(error, "error_string", None) or str(error)
+    return text.removeprefix("Error : ").strip().rstrip(".")
+
+
+class AudioFile:
+    """An audio file open for reading: the one way Voxtral Desk opens audio, so a file's problems read the same
+    in the CLI, the app and the tests. Samples that are not numbers (NaN/Inf) come out as 0 and are counted
+    in `nonfinite_samples`, before any mixing or resampling can spread them."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        _check_path(self.path)
+        try:
+            with libmpg123_silenced():
+                self._file = soundfile.SoundFile(str(self.path))
+        except (RuntimeError, TypeError, ValueError) as e:  # soundfile.LibsndfileError is a RuntimeError
+            detail = "format not recognised" if getattr(e, "error_string", None) in _NOT_RECOGNISED else _detail(e)
+            raise AudioFileError(f"{self.path}: this is not an audio file Voxtral Desk can read ({detail})") from None
+        self.samplerate, self.channels, self.frames = self._file.samplerate, self._file.channels, self._file.frames
+        if self.samplerate < MIN_SAMPLE_RATE:
+            self.close()
+            raise AudioFileError(f"{self.path}: its header says {self.samplerate} Hz, which is not speech audio "
+                                 f"(Voxtral Desk needs at least {MIN_SAMPLE_RATE} Hz); the file may be damaged")
+        self.nonfinite_samples = 0
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate
+
+    def read(self, frames: int = -1) -> np.ndarray:
+        """The next `frames` frames (-1: all that are left) as float32 [n, channels]; empty at the end."""
+        try:
+            with libmpg123_silenced():
+                data = self._file.read(frames, dtype="float32", always_2d=True)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise AudioFileError(f"{self.path}: the audio cannot be decoded ({_detail(e)}); the file may be damaged "
+                                 "or cut short") from None
+        bad = ~np.isfinite(data)
+        if bad.any():
+            self.nonfinite_samples += int(bad.sum())
+            data[bad] = 0.0
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def load_audio(path: Path | str, sampling_rate: int) -> np.ndarray:
     """Decode a file to mono float32 at `sampling_rate` (channels averaged, soxr HQ resampling, no gain)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioFileError(f"{path}: no such file")
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioFileError(f"{path}: cannot read audio ({e})") from None
-    return to_model_rate(data, rate, sampling_rate)
+    with AudioFile(path) as f:
+        return to_model_rate(f.read(), f.samplerate, sampling_rate)
 
 
 def to_model_rate(data: np.ndarray, rate: int, sampling_rate: int) -> np.ndarray:
@@ -39,11 +161,8 @@ def to_model_rate(data: np.ndarray, rate: int, sampling_rate: int) -> np.ndarray
 
 def audio_info(path: Path | str) -> tuple[float, int, int]:
     """(duration in seconds, sample rate, channels) without decoding the whole file."""
-    try:
-        info = soundfile.info(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioFileError(f"{path}: cannot read audio ({e})") from None
-    return info.duration, info.samplerate, info.channels
+    with AudioFile(path) as f:
+        return f.duration, f.samplerate, f.channels
 
 
 class LogMel:

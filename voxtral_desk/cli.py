@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from pathlib import Path
 
 from .audio import AudioFileError
 from .config import ModelFileError
+from .fileio import write_atomic
+from .transcript import export_names
 
 
 class ProgressBar:
@@ -48,32 +52,88 @@ def resolve_model(path: str | None) -> str:
     return str(model.path)
 
 
+class OutputError(Exception):
+    """-o cannot be used as given; found before anything is transcribed."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and symlinks too
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def plan_outputs(sources: list[str], output: str | None, fmt: str, overwrite: bool) -> list[Path] | None:
+    """Where each source's transcript goes (None: stdout), checked before anything is transcribed: never over
+    an input, never over an existing file without `overwrite`. Raises OutputError. A folder that -o names
+    (by a trailing separator, or by giving several inputs) is created."""
+    if output is None:
+        return None
+    out = Path(output)
+    if out.is_dir() or output.endswith(tuple(filter(None, (os.sep, os.altsep)))) or len(sources) > 1:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"-o {output}: is a file, not a folder")
+        targets = [out / name for name in export_names(sources, fmt)]
+    else:
+        if not out.parent.is_dir():
+            what = f"{out.parent} is not a folder" if out.parent.exists() else f"the folder {out.parent} does not exist"
+            raise OutputError(f"cannot write {out}: {what}")
+        targets = [out]
+    for target in targets:
+        if any(_same_file(target, Path(source)) for source in sources):
+            raise OutputError(f"-o {target} is one of the audio files: choose another output name")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"these files exist and would be replaced: {', '.join(existing)} (add --overwrite to "
+                          "replace them)")
+    if out not in targets:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create the folder {out}: {e.strerror or e}") from None
+    return targets
+
+
+def _write_problem(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "the disk is full"
+    return e.strerror or str(e)
+
+
 def cmd_transcribe(args) -> int:
     from .pipeline import open_session, transcribe_file
 
-    if args.output and len(args.audio) > 1 and not Path(args.output).is_dir():
-        print("error: with several audio files, -o must name an existing folder", file=sys.stderr)
+    try:
+        targets = plan_outputs(args.audio, args.output, args.format, args.overwrite)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     session = open_session(resolve_model(args.model), args.backend, args.delay_ms)
     if args.backend == "gpu":
         print(f"engine: {session.engine.name}", file=sys.stderr)
     failures = 0
-    for audio in args.audio:
+    for i, audio in enumerate(args.audio):
         try:
             transcript = transcribe_file(session, audio, ProgressBar(Path(audio).name, args.progress))
         except AudioFileError as e:
             print(f"error: {e}", file=sys.stderr)
             failures += 1
             continue
+        if n := transcript.meta.get("nonfinite_samples"):
+            what = "1 sample was not a number (NaN/Inf) and was" if n == 1 else \
+                f"{n} samples were not numbers (NaN/Inf) and were"
+            print(f"warning: {audio}: {what} replaced by silence", file=sys.stderr)
         text = transcript.render(args.format)
-        if args.output is None:
+        if targets is None:
             sys.stdout.write(text)
-        else:
-            out = Path(args.output)
-            if out.is_dir():
-                out = out / f"{Path(audio).stem}.{args.format}"
-            out.write_text(text, encoding="utf-8")
-            print(f"wrote {out}", file=sys.stderr)
+            continue
+        try:
+            write_atomic(targets[i], text)
+        except OSError as e:
+            print(f"error: cannot write {targets[i]}: {_write_problem(e)}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"wrote {targets[i]}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -116,10 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .pipeline import BACKENDS
     from .transcript import FORMATS
 
-    p = argparse.ArgumentParser(prog="voxtral-desk", description="Local streaming speech-to-text with Voxtral Realtime.")
+    p = argparse.ArgumentParser(
+        prog="voxtral-desk", usage="%(prog)s [-h] [--self-test] [COMMAND ... | FILE ...]",
+        description="Local streaming speech-to-text with Voxtral Realtime. With no arguments, voxtral-desk opens "
+                    "the app; with audio files or folders (and no command), it opens the app with them in its file "
+                    "queue. The commands below run the same engine without a window.")
     p.add_argument("--self-test", action="store_true",
                    help="check the GPU engine against numpy on this machine and exit (status 0: all agree)")
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     from .models.cli import register as register_models
 
     register_models(sub)
@@ -132,9 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3; any rate or channels)")
     t.add_argument("--model", help="GGUF file, shard folder, or original checkpoint folder (default: the model manager's default)")
     t.add_argument("--backend", choices=BACKENDS, default="gpu")
-    t.add_argument("--delay-ms", type=int, default=None, help="transcription delay, a multiple of 80 (default: the model's, 480)")
+    t.add_argument("--delay-ms", type=int, default=None,
+                   help="transcription delay, 80-2400 ms, a multiple of 80 (default: the model's, 480): longer is "
+                        "more accurate")
     t.add_argument("--format", choices=FORMATS, default="txt")
-    t.add_argument("-o", "--output", help="output file, or folder for several inputs (default: stdout)")
+    t.add_argument("-o", "--output", help="output file, or folder (made if missing) when it ends with a separator "
+                                          "or several inputs are given (default: stdout)")
+    t.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     t.set_defaults(func=cmd_transcribe)
 
     c = sub.add_parser("convert", parents=[progress], help="convert consolidated.safetensors to Q4_0 GGUF shards")
@@ -169,8 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
+    # `voxtral-desk FILE...` is what a file manager runs for "Open with": the app, with those files queued.
+    if argv and not argv[0].startswith("-") and argv[0] not in _commands(parser) and all(map(os.path.exists, argv)):
+        from .app.main import run_app
+
+        return run_app(files=[os.path.abspath(a) for a in argv])
     args = parser.parse_args(argv)
     if args.self_test:
         return cmd_self_test(args)
