@@ -2,6 +2,7 @@
 server on 127.0.0.1 that serves them the way Hugging Face does, with faults injected on demand."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import os
@@ -31,6 +32,8 @@ from voxtral_desk.testmodel import make_test_model  # noqa: E402
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "test/tiny-voxtral"
 MODEL = "tiny-q4"  # the catalog entry shaped like the real one: byte-split GGUF + tekken.json + params
+LOGIN_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in to the guest network</title></head>\n"
+              b"<body><form method=post><input name=room><button>Connect</button></form></body></html>\n")
 
 
 def sha256(data: bytes) -> str:
@@ -112,6 +115,9 @@ class FileServer:
       "corrupt"        send the right length with one byte changed
       ("slow", s)      sleep s seconds before each 4 KiB block
       "hang"           send nothing until the server stops
+      ("stall", n)     send the headers and n bytes, then nothing until the server stops
+      ("html", typed)  answer 200 with a sign-in web page (Content-Type text/html when `typed`)
+      ("gzip", typed)  send the bytes gzip-compressed (Content-Encoding: gzip when `typed`)
     """
 
     def __init__(self):
@@ -168,6 +174,14 @@ class FileServer:
                     return
                 if kind == "status":
                     return self.send_error(fault[1])
+                if kind == "html":
+                    page = LOGIN_PAGE
+                    self.send_response(200)
+                    typed = "text/html; charset=utf-8" if fault[1] else "application/octet-stream"
+                    self.send_header("Content-Type", typed)
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    return None if head else self.wfile.write(page)
                 start = 0
                 rng = self.headers.get("Range")
                 if rng and kind != "ignore_range":
@@ -185,12 +199,16 @@ class FileServer:
                 if kind == "corrupt":
                     mid = len(body) // 2
                     body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1:]
+                if kind == "gzip":
+                    body = gzip.compress(body)
+                    if fault[1]:
+                        self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if head:
                     return
-                if kind == "cut":
+                if kind in ("cut", "stall"):
                     body = body[:fault[1]]
                 delay = fault[1] if kind == "slow" else 0
                 for i in range(0, len(body), 4096):
@@ -205,6 +223,8 @@ class FileServer:
                     server.sent[name] += len(body[i:i + 4096])
                 if kind == "cut":
                     self.close_connection = True
+                if kind == "stall":
+                    server.stopping.wait(60)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -1,5 +1,8 @@
 """The model manager dialog (offscreen): listing, download with model_chosen, cancel, pause, import,
 verify, remove, errors. Work runs in a QThread; these tests wait for its signals."""
+import re
+import shutil
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
@@ -103,7 +106,7 @@ def test_a_bad_import_shows_a_clear_error(qtbot, dialog, store, tmp_path):
     bad.write_bytes(b"not a model")
     dialog.import_path(bad)
     wait_idle(qtbot, dialog)
-    assert not dialog.error.isHidden() and "not a valid GGUF file" in dialog.error.text()
+    assert not dialog.error.isHidden() and re.search(r"broken.gguf: not a (valid )?GGUF file", dialog.error.text())
     assert store.installed() == []
 
 
@@ -155,3 +158,77 @@ def test_changing_the_folder(qtbot, dialog, store, tiny, tmp_path):
         dialog.set_folder(tmp_path / "elsewhere")
     assert changed.args == [str(tmp_path / "elsewhere")]
     assert "tiny" in rows(dialog)
+
+
+# --- damaged models ---------------------------------------------------------------------------------
+
+def _damage_same_size(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_repair_downloads_a_damaged_catalog_model_again(qtbot, dialog, store, server):
+    m = store.download(MODEL)
+    _damage_same_size(m.path / "tiny-q4.gguf")
+    store.verify(MODEL, changed_only=True)  # what the app runs in the background after a load
+    dialog.refresh(select=MODEL)
+    assert rows(dialog)[MODEL].startswith("Damaged: tiny-q4.gguf does not match its SHA-256")
+    assert dialog.download_button.text() == "Repair" and dialog.download_button.isEnabled()
+    assert "Repair downloads it again" in dialog.details.text()
+    with qtbot.waitSignal(dialog.model_chosen, timeout=15_000) as chosen:  # it is the model in use: reload it
+        qtbot.mouseClick(dialog.download_button, Qt.LeftButton)
+    assert chosen.args == [str(m.path)]
+    wait_idle(qtbot, dialog)
+    assert store.find(MODEL).verified and rows(dialog)[MODEL] == "Installed (in use)"
+    assert dialog.status.text().startswith(f"{MODEL} is repaired")
+
+
+def test_repair_imports_a_damaged_imported_model_again(qtbot, dialog, store, tiny, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(tiny.single, src)
+    m = store.import_path(src / "tiny.gguf")
+    _damage_same_size(m.path / "tiny.gguf")
+    store.verify("tiny", changed_only=True)
+    dialog.refresh(select="tiny")
+    assert dialog.download_button.text() == "Repair" and dialog.download_button.isEnabled()
+    assert f"Repair imports it again from {src / 'tiny.gguf'}" in dialog.details.text()
+    qtbot.mouseClick(dialog.download_button, Qt.LeftButton)
+    wait_idle(qtbot, dialog)
+    assert store.find("tiny").verified and rows(dialog)["tiny"].startswith("Imported")
+    assert dialog.error.isHidden()
+
+
+def test_repair_is_disabled_with_a_hint_when_nothing_can_repair_it(qtbot, dialog, store, tiny, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(tiny.single, src)
+    m = store.import_path(src / "tiny.gguf")
+    (m.path / "tekken.json").unlink()
+    shutil.rmtree(src)
+    dialog.refresh(select="tiny")
+    assert rows(dialog)["tiny"] == "Damaged: tekken.json is missing"
+    assert dialog.download_button.text() == "Repair" and not dialog.download_button.isEnabled()
+    assert not dialog.details.isHidden()
+    assert dialog.details.text() == (f"Damaged: tekken.json is missing. Repair cannot fix it: remove it and import the "
+                                     f"model again ({src / 'tiny.gguf'}, which it was imported from, is gone).")
+    assert dialog.remove_button.isEnabled()
+
+
+def test_remove_emits_model_removed_with_its_folder(qtbot, dialog, store, tiny, monkeypatch):
+    m = store.import_path(tiny.single / "tiny.gguf")
+    dialog.refresh(select="tiny")
+    monkeypatch.setattr(model_dialog.QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    with qtbot.waitSignal(dialog.model_removed, timeout=5_000) as removed:
+        dialog.remove_selected()
+    assert removed.args == [str(m.path)] and not m.path.exists()
+
+
+def test_errors_get_the_dialogs_own_advice(qtbot, tmp_path, server, tiny):
+    store = ModelStore(tmp_path, catalog_for(server, tiny), policy=FAST, endpoint=f"http://127.0.0.1:{closed_port()}")
+    dlg = ModelManagerDialog(store)
+    qtbot.addWidget(dlg)
+    dlg.start_download(MODEL)
+    wait_idle(qtbot, dlg)
+    assert "import a model file you already have" in dlg.error.text()
+    assert "Import… installs a model file you already have" in dlg.error.text()
+    assert "models import" not in dlg.error.text()

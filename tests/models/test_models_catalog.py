@@ -58,16 +58,17 @@ def test_catalog_file_from_environment(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("models, message", [
     ([{"name": "x", "files": []}], "has no files"),
-    ([{"name": "x y", "files": [{"name": "a", "url": "u"}]}], "bad model name"),
-    ([{"name": "x", "files": [{"name": "a", "url": "u", "repo": "r/r"}]}], "either 'url' or 'repo'"),
-    ([{"name": "x", "files": [{"name": "a", "url": "u", "sha256": "abc"}]}], "64 hex digits"),
-    ([{"name": "x", "files": [{"name": "../a", "url": "u"}]}], "plain file name"),
-    ([{"name": "x", "files": [{"name": "a", "url": "u"}], "post": "join",
+    ([{"name": "x y", "files": [{"name": "a", "url": "https://h/u"}]}], "bad model name"),
+    ([{"name": "x", "files": [{"name": "a", "url": "https://h/u", "repo": "r/r"}]}], "either 'url' or 'repo'"),
+    ([{"name": "x", "files": [{"name": "a", "url": "https://h/u", "sha256": "abc"}]}], "64 hex digits"),
+    ([{"name": "x", "files": [{"name": "../a", "url": "https://h/u"}]}], "plain file name"),
+    ([{"name": "x", "files": [{"name": "a", "url": "https://h/u"}], "post": "join",
        "join": {"output": "o.gguf", "parts": ["b"]}}],
      "parts that are listed files"),
-    ([{"name": "x", "files": [{"name": "a", "url": "u"}]}, {"name": "x", "files": [{"name": "a", "url": "u"}]}],
+    ([{"name": "x", "files": [{"name": "a", "url": "https://h/u"}]},
+      {"name": "x", "files": [{"name": "a", "url": "https://h/u"}]}],
      "listed twice"),
-    ([{"name": "x", "files": [{"name": "a", "url": "u"}], "post": "convert"}], "consolidated.safetensors"),
+    ([{"name": "x", "files": [{"name": "a", "url": "https://h/u"}], "post": "convert"}], "consolidated.safetensors"),
 ])
 def test_malformed_catalogs_are_refused_clearly(models, message):
     with pytest.raises(CatalogError, match=message):

@@ -3,7 +3,13 @@ server. Results on stdout, progress and errors on stderr, non-zero exit on failu
 import _thread
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import pytest
 
@@ -76,7 +82,62 @@ def test_errors_are_clear_and_non_zero(cli, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     code, out, err = cli("download", MODEL)
     assert code == 1 and out == ""
-    assert err.startswith("error: cannot reach 127.0.0.1") and "import" in err
+    assert err.startswith("error: cannot reach 127.0.0.1") and "import a model file you already have" in err
+    assert "voxtral-desk models import PATH" in err  # the command line's own hint, added here
+
+
+def test_the_command_line_adds_its_hints(cli, tiny):
+    assert cli("import", str(tiny.single / "tiny.gguf"), "--no-progress")[0] == 0
+    code, _, err = cli("import", str(tiny.single / "tiny.gguf"), "--no-progress")
+    assert code == 1 and "error: a model named 'tiny' is installed already" in err
+    assert "--name NAME" in err and "voxtral-desk models remove tiny" in err
+
+
+def test_a_damaged_model_says_how_to_repair_it(cli, tiny):
+    assert cli("download", MODEL)[0] == 0
+    gguf = cli.root / MODEL / "tiny-q4.gguf"
+    data = bytearray(gguf.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    gguf.write_bytes(bytes(data))  # same size: only a hash check sees it
+    code, out, _ = cli("verify", MODEL)
+    assert code == 1 and f"{MODEL}: FAILED: tiny-q4.gguf does not match its SHA-256" in out
+    assert f"'voxtral-desk models repair {MODEL}' downloads it again" in out
+    code, out, _ = cli("list")
+    assert f"damaged: tiny-q4.gguf does not match its SHA-256 (damaged on disk); 'voxtral-desk models repair {MODEL}'" \
+        in out
+    code, out, err = cli("repair", MODEL, "--no-progress")
+    assert code == 0 and f"repaired {MODEL}" in out, err
+    code, out, _ = cli("verify", MODEL)
+    assert code == 0 and f"{MODEL}: ok" in out
+
+
+def test_an_import_while_another_process_imports_the_same_name(cli, tiny, tmp_path):
+    """A second `models import` of the same name, from another process, says plainly that one is in progress;
+    once that process dies (killed: no clean-up), the lock is gone and the import works."""
+    marker = tmp_path / "copying"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from voxtral_desk.models.store import ModelStore
+
+        def progress(p):
+            if p.phase == "copying" and not Path({str(marker)!r}).exists():
+                Path({str(marker)!r}).touch()
+                time.sleep(600)  # holds the import (and its lock) until killed
+        ModelStore({str(cli.root)!r}).import_path({str(tiny.single / "tiny.gguf")!r}, "mine", progress)
+        """)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: marker.exists() or child.poll() is not None, timeout=60)
+        assert child.poll() is None, child.stderr.read()
+        code, out, err = cli("import", str(tiny.single / "tiny.gguf"), "--name", "mine", "--no-progress")
+        assert code == 1 and out == ""
+        assert err.startswith("error: a download or import of mine is already in progress in another Voxtral Desk")
+        assert "permissions" not in err
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    code, out, err = cli("import", str(tiny.single / "tiny.gguf"), "--name", "mine", "--no-progress")
+    assert code == 0 and "imported mine" in out, err
 
 
 def test_dir_before_the_sub_command(cli, tiny, capsys):
@@ -85,20 +146,26 @@ def test_dir_before_the_sub_command(cli, tiny, capsys):
 
 
 def test_ctrl_c_cancels_and_keeps_the_partial_download(cli, server, tiny):
-    server.fault("shard-aa", ("slow", 0.02))
+    """The server sends 8 KiB and then nothing (so the download cannot finish before Ctrl+C, however loaded
+    the machine): Ctrl+C ends it at once, not after the 30 s read timeout, and keeps what arrived."""
+    server.fault("shard-aa", ("stall", 8192))
+    part = cli.root / ".partial" / MODEL / "files" / "shard-aa.part"
+    pressed = []
 
     def press_ctrl_c():
-        wait_for(lambda: server.sent["shard-aa"] >= 8192)
+        wait_for(lambda: part.exists() and part.stat().st_size >= 8192)
+        pressed.append(time.monotonic())
         _thread.interrupt_main()
 
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     code, _, err = cli("download", MODEL)
     assert code == 130 and "run the same command again to resume" in err
+    assert time.monotonic() - pressed[0] < 2.5
     assert not (cli.root / MODEL).exists()
-    assert (cli.root / ".partial" / MODEL / "files" / "shard-aa.part").stat().st_size > 0
+    assert part.stat().st_size == 8192
     code, _, err = cli("download", MODEL)
     assert code == 0, err
-    assert server.gets("shard-aa")[-1].startswith("bytes=")
+    assert server.gets("shard-aa")[-1] == "bytes=8192-"
 
 
 def test_register_adds_models_beside_other_commands():

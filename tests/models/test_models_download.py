@@ -3,6 +3,7 @@ is a verified complete model, or a clear error with nothing installed under the 
 files may stay in .partial/ for a resume, but are never listed or loaded)."""
 import errno
 import threading
+import time
 
 import pytest
 
@@ -345,3 +346,100 @@ def test_verified_files_that_do_not_open_as_a_model_are_not_installed(tmp_path, 
     with pytest.raises(ModelFileError, match="every file matches its SHA-256, but it does not open as a model.*remove"):
         store.download(MODEL)
     assert_nothing_installed(store)
+
+
+# --- what the server sent instead of the file ---------------------------------------------------
+
+@pytest.mark.parametrize("fault, message", [
+    (("html", True), r"shard-ab: the server sent a web page instead of the file.*login page.*captive portal"),
+    (("html", False), r"shard-ab: the server sent a web page instead of the file.*login page.*captive portal"),
+    (("gzip", True), r"shard-ab: the server sent compressed data \(gzip\) although the plain file was asked.*proxy"),
+    (("gzip", False), r"shard-ab: the server sent compressed data \(gzip\) although the plain file was asked.*proxy"),
+])
+def test_a_web_page_or_compressed_body_is_named_when_the_size_is_wrong(store, server, fault, message):
+    server.fault("shard-ab", fault, fault)
+    with pytest.raises(DownloadError, match=message) as caught:
+        store.download(MODEL)
+    assert "changed upstream" not in str(caught.value) and "Update Voxtral Desk" not in str(caught.value)
+    assert_nothing_installed(store)
+
+
+@pytest.mark.parametrize("fault, message", [
+    (("html", True), r"shard-aa: the server sent a web page instead of the file"),
+    (("html", False), r"shard-aa: the server sent a web page instead of the file"),
+    (("gzip", True), r"shard-aa: the server sent compressed data \(gzip\)"),
+    (("gzip", False), r"shard-aa: the server sent compressed data \(gzip\)"),
+])
+def test_a_web_page_or_compressed_body_is_named_when_the_hash_is_wrong(tmp_path, server, tiny, fault, message):
+    """No size known beforehand: the SHA-256 check fails, and the first bytes tell what arrived."""
+    data = tiny.parts["shard-aa"]
+    server.files["shard-aa"] = data
+    server.fault("shard-aa", fault, fault)
+    with pytest.raises(DownloadError, match=message) as caught:
+        dl.download_file(f"{server.base}/cdn/shard-aa", tmp_path / "shard-aa", sha256=sha256(data), size=None,
+                         control=Control(), tracker=ProgressTracker(None), policy=FAST)
+    assert "damaged data" not in str(caught.value)
+    assert not (tmp_path / "shard-aa").exists() and not (tmp_path / "shard-aa.part").exists()
+
+
+# --- a stalled or crawling connection -------------------------------------------------------------
+
+def test_cancel_takes_effect_while_the_server_sends_nothing(tmp_path, server, tiny):
+    """The server sends a little, then nothing for longer than the test lasts: a cancel still ends the
+    download within about a second, not after the 30 s read timeout."""
+    store = ModelStore(tmp_path, catalog_for(server, tiny), policy=RetryPolicy(attempts=3, base_delay=0.01, timeout=30),
+                       endpoint=server.base)
+    server.fault("shard-aa", ("stall", 8192))
+    part = tmp_path / ".partial" / MODEL / "files" / "shard-aa.part"
+    control = Control()
+    t, outcome = run_in_thread(lambda: store.download(MODEL, control=control))
+    wait_for(lambda: part.exists() and part.stat().st_size >= 8192)
+    started = time.monotonic()
+    control.cancel()
+    t.join(10)
+    assert not t.is_alive() and isinstance(outcome.get("error"), Cancelled)
+    assert time.monotonic() - started < 2.5
+    assert part.stat().st_size == 8192  # what arrived is kept for the resume
+    assert_nothing_installed(store)
+
+
+def test_a_connection_below_the_minimum_speed_is_given_up_clearly(tmp_path, server, tiny):
+    policy = RetryPolicy(attempts=2, base_delay=0.01, timeout=5, min_speed=100_000, speed_window=0.4)
+    store = ModelStore(tmp_path, catalog_for(server, tiny), policy=policy, endpoint=server.base)
+    server.fault("shard-aa", ("slow", 0.1), ("slow", 0.1))  # about 40 KB/s
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"shard-aa: the connection is too slow: \d+(\.\d)? KB/s over the last "
+                                            r"0.4 s.*100.0 KB/s.*2 tries.*resumes"):
+        store.download(MODEL)
+    assert time.monotonic() - started < 5  # not the 1.4 s per try the whole file would take at that speed, twice
+    assert len(server.gets("shard-aa")) == 2  # it reconnected once before giving up
+    assert_nothing_installed(store)
+    assert store.partial_bytes(MODEL) > 0  # what arrived is kept
+
+
+def test_a_slow_start_is_not_a_stall_once_the_speed_recovers(tmp_path, server, tiny):
+    policy = RetryPolicy(attempts=2, base_delay=0.01, timeout=5, min_speed=100_000, speed_window=0.4)
+    store = ModelStore(tmp_path, catalog_for(server, tiny), policy=policy, endpoint=server.base)
+    server.fault("shard-aa", ("slow", 0.1))  # one crawling connection, then a normal one
+    store.download(MODEL)
+    assert len(server.gets("shard-aa")) == 2
+    assert_installed(store, tiny)
+
+
+# --- one download or import of a model at a time ----------------------------------------------------
+
+def test_a_second_download_or_import_of_the_same_model_says_it_is_in_progress(store, server, tiny):
+    server.fault("shard-aa", ("stall", 4096))
+    control = Control()
+    t, outcome = run_in_thread(lambda: store.download(MODEL, control=control))
+    wait_for(lambda: server.sent["shard-aa"] >= 4096)
+    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+        store.download(MODEL)
+    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+        store.import_path(tiny.single / "tiny.gguf", name=MODEL)
+    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+        store.remove(MODEL)
+    control.cancel()
+    t.join(10)
+    assert isinstance(outcome.get("error"), Cancelled)
+    assert store.import_path(tiny.single / "tiny.gguf", name=MODEL).verified  # free again once it stopped

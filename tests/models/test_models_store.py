@@ -1,5 +1,6 @@
 """The store without a network: import of every layout, verify, remove, the default model, and the
 models folder."""
+import os
 import shutil
 
 import pytest
@@ -88,7 +89,7 @@ def test_plain_gguf_whose_shapes_match_no_known_settings(tmp_path, tiny):
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file or folder"),
     ("not a model", "is not a model"),
-    ("bad gguf", "not a valid GGUF file"),
+    ("bad gguf", "broken.gguf: not a (valid )?GGUF file"),
     ("no tokenizer", "tekken.json .* must lie beside"),
     ("bad name", "not a usable model name"),
 ])
@@ -117,8 +118,9 @@ def test_import_refuses_bad_input_clearly(store, tiny, tmp_path, case, message):
 
 def test_import_name_clash_keeps_the_installed_model(store, tiny):
     first = store.import_path(tiny.single / "tiny.gguf")
-    with pytest.raises(StoreError, match="installed already.*--name"):
+    with pytest.raises(StoreError, match="installed already: import it under another name, or remove that one") as e:
         store.import_path(tiny.single / "tiny.gguf")
+    assert (e.value.remedy, e.value.model) == ("rename", "tiny")  # the CLI says --name, the dialog Remove
     assert store.find("tiny").verified and load_model(first.path)
 
 
@@ -147,7 +149,9 @@ def test_verify_finds_damage_and_download_repairs_it(store, server, tiny):
     [result] = store.verify(MODEL)
     assert not result.ok
     assert "tiny-q4.gguf does not match its SHA-256" in result.describe()
-    assert "--force" in result.describe()
+    assert "models " not in result.describe() and "--" not in result.describe()  # no command line inside the app
+    m = store.find(MODEL)
+    assert not m.verified and m.repairable and m.repair == "Repair downloads it again"
     store.download(MODEL, force=True)
     assert [r.ok for r in store.verify(MODEL)] == [True]
 
@@ -200,3 +204,126 @@ def test_remove_a_partial_download(store, server):
     assert store.partial_bytes(MODEL) > 0
     store.remove(MODEL)
     assert store.partial_bytes(MODEL) is None
+
+
+# --- which model a path is, and what to do about a damaged one --------------------------------------
+
+def test_model_for_path(store, tiny, tmp_path):
+    m = store.import_path(tiny.single / "tiny.gguf")
+    assert store.model_for_path(m.path).name == "tiny"
+    assert store.model_for_path(m.path / "tiny.gguf").name == "tiny"  # a file inside the model's folder
+    assert store.model_for_path(store.root / "tiny" / ".." / "tiny").name == "tiny"
+    assert store.model_for_path(tiny.single / "tiny.gguf") is None  # the original it came from: not managed
+    assert store.model_for_path(store.root) is None
+    assert store.model_for_path(tmp_path / "nowhere") is None
+    (m.path / "tekken.json").unlink()
+    damaged = store.model_for_path(m.path)
+    assert damaged.name == "tiny" and not damaged.verified  # still the store's, damaged
+
+
+def spy_on_hashing(monkeypatch) -> list[str]:
+    """The names of the files the store hashes from now on."""
+    hashed, real_hash = [], store_mod.hash_file
+
+    def spy(path, *args, **kwargs):
+        hashed.append(path.name)
+        return real_hash(path, *args, **kwargs)
+    monkeypatch.setattr(store_mod, "hash_file", spy)
+    return hashed
+
+
+def _damage_same_size(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_changed_size_names_the_file_what_is_wrong_and_the_fix(store, server, tiny):
+    m = store.download(MODEL)
+    gguf = m.path / "tiny-q4.gguf"
+    size = gguf.stat().st_size
+    with open(gguf, "ab") as f:
+        f.write(b"x")
+    m = store.find(MODEL)
+    assert not m.verified
+    assert m.problem == (f"tiny-q4.gguf has {size + 1} bytes instead of the {size} it had when installed (changed or "
+                         "damaged on disk)")
+    assert m.repair == "Repair downloads it again" and m.repairable
+    assert m.damage_report == f"The model {MODEL} is damaged: {m.problem}. Repair downloads it again."
+
+
+def test_repair_hints_for_imported_models(store, tiny, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(tiny.single, src)
+    m = store.import_path(src / "tiny.gguf")
+    (m.path / "tekken.json").unlink()
+    m = store.find("tiny")
+    assert m.problem == "tekken.json is missing"
+    assert m.repairable and m.repair == f"Import it again from {src / 'tiny.gguf'}"
+    shutil.rmtree(src)
+    m = store.find("tiny")
+    assert not m.repairable
+    gone = src / "tiny.gguf"
+    assert m.repair == f"Remove it and import the model again ({gone}, which it was imported from, is gone)"
+    with pytest.raises(StoreError, match="tiny cannot be fetched again here. Remove it and import the model again"):
+        store.repair("tiny")
+
+
+def test_background_check_hashes_only_changed_files_and_records_damage(store, server, tiny, monkeypatch):
+    m = store.download(MODEL)
+    hashed = spy_on_hashing(monkeypatch)
+    assert [r.ok for r in store.verify(MODEL, changed_only=True)] == [True]
+    assert hashed == []  # every file is as it was when installed (and hashed)
+    gguf = m.path / "tiny-q4.gguf"
+    _damage_same_size(gguf)  # same size: the cheap check on load cannot see it
+    assert store.find(MODEL).verified
+    [result] = store.verify(MODEL, changed_only=True)
+    assert hashed == ["tiny-q4.gguf"] and not result.ok
+    assert result.problems == ["tiny-q4.gguf does not match its SHA-256 (damaged on disk)"]
+    # Recorded: from now on the model shows as damaged, without hashing anything.
+    hashed.clear()
+    m = store.find(MODEL)
+    assert not m.verified and m.problem == "tiny-q4.gguf does not match its SHA-256 (damaged on disk)"
+    assert m.repairable and m.repair == "Repair downloads it again"
+    assert [x.name for x in store.installed() if not x.verified] == [MODEL]
+    assert store.default() is None and hashed == []
+    record = store_mod._read_json(m.path / store_mod.RECORD)
+    assert record["damaged"] == {"file": "tiny-q4.gguf", "reason": "does not match its SHA-256 (damaged on disk)"}
+    assert not list(m.path.glob("*.tmp"))  # written through a temporary file
+    store.repair(MODEL)
+    m = store.find(MODEL)
+    assert m.verified and m.problem == "" and store.default().name == MODEL
+    hashed.clear()
+    assert [r.ok for r in store.verify(MODEL, changed_only=True)] == [True] and hashed == []
+
+
+def test_a_touched_but_intact_file_is_hashed_once(store, tiny, monkeypatch):
+    m = store.import_path(tiny.single / "tiny.gguf")
+    tekken = m.path / "tekken.json"
+    os.utime(tekken, ns=(tekken.stat().st_atime_ns, tekken.stat().st_mtime_ns + 10**9))
+    hashed = spy_on_hashing(monkeypatch)
+    assert [r.ok for r in store.verify("tiny", changed_only=True)] == [True] and hashed == ["tekken.json"]
+    assert [r.ok for r in store.verify("tiny", changed_only=True)] == [True] and hashed == ["tekken.json"]
+
+
+def test_a_full_check_clears_damage_once_the_file_is_intact_again(store, tiny):
+    m = store.import_path(tiny.single / "tiny.gguf")
+    gguf = m.path / "tiny.gguf"
+    good = gguf.read_bytes()
+    _damage_same_size(gguf)
+    assert not store.verify("tiny", changed_only=True)[0].ok and not store.find("tiny").verified
+    gguf.write_bytes(good)  # put back by hand
+    assert store.verify("tiny")[0].ok
+    assert store.find("tiny").verified
+
+
+def test_repair_imports_again_from_where_it_came_from(store, tiny):
+    m = store.import_path(tiny.single / "tiny.gguf")
+    _damage_same_size(m.path / "tiny.gguf")
+    store.verify("tiny", changed_only=True)
+    assert store.find("tiny").repair == f"Import it again from {(tiny.single / 'tiny.gguf').resolve()}"
+    seen = []
+    repaired = store.repair("tiny", progress=seen.append)
+    assert repaired.verified and "copying" in [p.phase for p in seen]
+    assert (repaired.path / "tiny.gguf").read_bytes() == (tiny.single / "tiny.gguf").read_bytes()
+    assert store.verify("tiny")[0].ok

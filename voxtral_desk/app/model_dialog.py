@@ -1,10 +1,11 @@
 """The model manager dialog: the catalog and the installed models, with download (progress, speed,
-time left, pause, cancel), verify, import (a GGUF, a shard set, or an original folder, converted in the
-background) and remove. All work runs in a QThread; the dialog only shows it.
+time left, pause, cancel), verify, repair, import (a GGUF, a shard set, or an original folder, converted
+in the background) and remove. All work runs in a QThread; the dialog only shows it.
 
-model_chosen(path) is emitted when the user picks a model to use, and after a download or import
-finishes (the new model becomes the one in use). folder_changed(path) is emitted when the user moves
-the models folder, so the app can remember it."""
+model_chosen(path) is emitted when the user picks a model to use, after a download or import finishes
+(the new model becomes the one in use), and after a repair of the model in use. model_removed(path) is
+emitted after Remove deleted an installed model, so the app can let go of it when it was the one in use.
+folder_changed(path) is emitted when the user moves the models folder, so the app can remember it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,13 +20,22 @@ from ..models.store import InstalledModel, ModelStore
 
 _orphans: set[QThread] = set()  # jobs cancelled by closing the dialog, kept alive until they stop
 
+# What the dialog's buttons do about an error, by its `remedy` (the store's messages name no buttons).
+REMEDY_ADVICE = {
+    "import": "Import… installs a model file you already have.",
+    "folder": "Change folder… picks another models folder.",
+    "remove": "Remove… deletes it.",
+    "rename": "Remove… deletes the installed one; then import again.",
+    "repair": "Repair fetches it again.",
+}
+
 
 class _Job(QThread):
     """Runs fn(progress, control) off the UI thread and reports the outcome by signal."""
 
     progressed = Signal(object)  # Progress
     succeeded = Signal(object)
-    failed = Signal(str)
+    failed = Signal(str, str)  # the message, and the store's remedy ("" when none)
     cancelled = Signal()
 
     def __init__(self, kind: str, name: str, fn):
@@ -39,15 +49,16 @@ class _Job(QThread):
         except Cancelled:
             self.cancelled.emit()
         except (ModelManagerError, ModelFileError) as e:
-            self.failed.emit(str(e))
+            self.failed.emit(str(e), getattr(e, "remedy", ""))
         except Exception as e:  # noqa: BLE001 - a bug must still end the job visibly, not freeze the dialog
-            self.failed.emit(f"unexpected error: {e.__class__.__name__}: {e}")
+            self.failed.emit(f"unexpected error: {e.__class__.__name__}: {e}", "")
         else:
             self.succeeded.emit(result)
 
 
 class ModelManagerDialog(QDialog):
     model_chosen = Signal(str)  # the path of the model to use (a folder load_model() opens)
+    model_removed = Signal(str)  # the folder of a model that Remove deleted
     folder_changed = Signal(str)  # the new models folder
 
     COLUMNS = ("Model", "Size", "Status")
@@ -183,10 +194,11 @@ class ModelManagerDialog(QDialog):
         entry = self.store.catalog.get(name) if name else None
         model = self.store.find(name) if name else None
         busy = self.job is not None
-        transfer = busy and self.job.kind in ("download", "import")
-        self.download_button.setEnabled(bool(entry) and not busy and not (model and model.verified))
+        transfer = busy and self.job.kind in ("download", "import", "repair")
+        damaged = bool(model and not model.verified)
         partial = bool(entry) and not model and bool(self.store.partial_bytes(name))
-        self.download_button.setText("Repair" if model and not model.verified else "Resume" if partial else "Download")
+        self.download_button.setText("Repair" if damaged else "Resume" if partial else "Download")
+        self.download_button.setEnabled(not busy and (model.repairable if damaged else bool(entry) and not model))
         self.pause_button.setEnabled(transfer)
         self.pause_button.setText("Resume" if transfer and self.job.control.paused else "Pause")
         self.cancel_button.setEnabled(busy)
@@ -195,7 +207,11 @@ class ModelManagerDialog(QDialog):
         self.folder_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy and bool(model or (name and self.store.partial_bytes(name))))
         self.use_button.setEnabled(bool(model and model.verified))
-        if entry:
+        if damaged:
+            how = (f"Repair {model.repair_does}" if model.repairable
+                   else f"Repair cannot fix it: {model.repair[:1].lower()}{model.repair[1:]}")
+            self.details.setText(f"Damaged: {model.problem}. {how}.")
+        elif entry:
             text = entry.description
             if entry.homepage:
                 text += f' <a href="{entry.homepage}">{entry.homepage}</a>'
@@ -244,6 +260,12 @@ class ModelManagerDialog(QDialog):
                                 "and is now the model in use.")
             self.refresh(select=result.name)
             self.model_chosen.emit(str(result.path))
+        elif kind == "repair" and isinstance(result, InstalledModel):
+            self.status.setText(f"{result.name} is repaired ({human_bytes(result.size)}, every file checked).")
+            self.refresh(select=result.name)
+            in_use = self.store.default()
+            if in_use is not None and in_use.name == result.name:  # the app may hold the damaged copy: reload
+                self.model_chosen.emit(str(result.path))
         elif kind == "verify":
             bad = [r for r in result if not r.ok]
             if bad:
@@ -253,17 +275,18 @@ class ModelManagerDialog(QDialog):
                 self.status.setText("Verified: every file matches its SHA-256 and the model opens.")
             self.refresh()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, remedy: str) -> None:
         self.progress.hide()
         self.status.setText("")
-        self._show_error(message)
+        self._show_error(message + (f"\n{REMEDY_ADVICE[remedy]}" if remedy in REMEDY_ADVICE else ""))
         self.refresh()
 
     def _on_cancelled(self) -> None:
         self.progress.hide()
         kind = self.job.kind if self.job else ""
         self.status.setText("Cancelled. The part already downloaded is kept: Download resumes from there."
-                            if kind == "download" else "Cancelled.")
+                            if kind == "download" else "Cancelled: the model stays as it was." if kind == "repair"
+                            else "Cancelled.")
         self.refresh()
 
     def _on_finished(self) -> None:
@@ -277,13 +300,19 @@ class ModelManagerDialog(QDialog):
     # --- actions -------------------------------------------------------------------------------
 
     def start_download(self, name: str) -> None:
-        model = self.store.find(name)
-        force = bool(model and not model.verified)  # "Repair"
-        self._start("download", name, lambda p, c: self.store.download(name, p, c, force=force), f"Starting {name}…")
+        self._start("download", name, lambda p, c: self.store.download(name, p, c), f"Starting {name}…")
+
+    def start_repair(self, name: str) -> None:
+        self._start("repair", name, lambda p, c: self.store.repair(name, p, c), f"Repairing {name}…")
 
     def download_selected(self) -> None:
+        """Download, Resume or Repair, as the button says."""
         if name := self.selected_name():
-            self.start_download(name)
+            model = self.store.find(name)
+            if model is not None and not model.verified:
+                self.start_repair(name)
+            else:
+                self.start_download(name)
 
     def import_path(self, path: str | Path, name: str | None = None) -> None:
         path = Path(path)
@@ -335,6 +364,8 @@ class ModelManagerDialog(QDialog):
         self.error.hide()
         self.status.setText(f"Removed {name} ({human_bytes(freed)} freed).")
         self.refresh()
+        if model is not None:
+            self.model_removed.emit(str(model.path))
 
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model file", str(Path.home()),

@@ -1,7 +1,8 @@
-"""`voxtral-desk models list | download NAME | verify [NAME] | import PATH | remove NAME`.
+"""`voxtral-desk models list | download NAME | verify [NAME] | repair NAME | import PATH | remove NAME`.
 
 register(subparsers) adds the subcommand to the main CLI; `python -m voxtral_desk.models.cli` runs it
-on its own. Results go to stdout, progress (with speed and time left) and errors to stderr."""
+on its own. Results go to stdout, progress (with speed and time left) and errors to stderr. The store's
+messages are worded for the app and the command line alike; the command lines that help are added here."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,25 @@ from pathlib import Path
 from ..config import ModelFileError
 from .catalog import load_catalog
 from .download import Cancelled, Control, ModelManagerError, Progress, human_bytes
-from .store import ModelStore, default_models_dir
+from .store import InstalledModel, ModelStore, default_models_dir
+
+CLI = "voxtral-desk models"
+
+
+def remedy_hint(remedy: str, name: str) -> str:
+    """The command line that does what an error's `remedy` asks for."""
+    return {
+        "import": f"to install a model file you already have: {CLI} import PATH",
+        "folder": f"to use another models folder: {CLI} --dir FOLDER ... (or set VOXTRAL_DESK_MODELS_DIR)",
+        "remove": f"to delete it: {CLI} remove {name}",
+        "rename": f"to import under another name: add --name NAME; to delete the installed one: {CLI} remove {name}",
+        "repair": f"to fetch it again: {CLI} repair {name}",
+    }.get(remedy, "")
+
+
+def repair_hint(m: InstalledModel) -> str:
+    """What to do about a damaged model, as a command."""
+    return f"'{CLI} repair {m.name}' {m.repair_does}" if m.repairable else m.repair
 
 
 class ProgressPrinter:
@@ -94,14 +113,15 @@ def cmd_list(store: ModelStore, args) -> int:
     for entry in store.catalog.models:
         m = installed.pop(entry.name, None)
         if m:
-            status = "installed" if m.verified else f"damaged: {m.problem}"
+            status = "installed" if m.verified else f"damaged: {m.problem}; {repair_hint(m)}"
             rows.append((entry.name, _size(m.size), status, entry.title))
         else:
             part = store.partial_bytes(entry.name)
             status = f"partly downloaded ({human_bytes(part)})" if part else "not installed"
             rows.append((entry.name, _size(entry.approx_size, approx=True), status, entry.title))
     for m in installed.values():
-        status = ("imported" if m.source == "import" else "installed") if m.verified else f"damaged: {m.problem}"
+        status = (("imported" if m.source == "import" else "installed") if m.verified
+                  else f"damaged: {m.problem}; {repair_hint(m)}")
         rows.append((m.name, _size(m.size), status, m.origin))
     width = max(len(r[0]) for r in rows) if rows else 4
     print(f"  {'NAME':<{width}}  {'SIZE':>9}  STATUS")
@@ -130,7 +150,15 @@ def cmd_verify(store: ModelStore, args) -> int:
         return 0
     for r in results:
         print(r.describe())
+        if not r.ok and (m := store.find(r.name)):
+            print(f"  {repair_hint(m)}")
     return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_repair(store: ModelStore, args) -> int:
+    m = _run_cancellable(lambda p, c: store.repair(args.name, p, c), ProgressPrinter(args.progress))
+    print(f"repaired {m.name} in {m.path} ({human_bytes(m.size)}, every file's SHA-256 checked)")
+    return 0
 
 
 def cmd_import(store: ModelStore, args) -> int:
@@ -147,8 +175,8 @@ def cmd_remove(store: ModelStore, args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "download": cmd_download, "verify": cmd_verify, "import": cmd_import,
-            "remove": cmd_remove}
+COMMANDS = {"list": cmd_list, "download": cmd_download, "verify": cmd_verify, "repair": cmd_repair,
+            "import": cmd_import, "remove": cmd_remove}
 
 
 def run(args) -> int:
@@ -160,6 +188,9 @@ def run(args) -> int:
         return 130
     except (ModelManagerError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
+        name = getattr(e, "model", "") or getattr(args, "name", "") or "NAME"
+        if hint := remedy_hint(getattr(e, "remedy", ""), name):
+            print(f"  ({hint})", file=sys.stderr)
         return 1
 
 
@@ -176,7 +207,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                           "stopped and every file is checked against its SHA-256.")
     _location_options(p, None)
     p.set_defaults(progress=None, func=run)
-    sub = p.add_subparsers(dest="models_command", metavar="{list,download,verify,import,remove}", required=True)
+    sub = p.add_subparsers(dest="models_command", metavar="{list,download,verify,repair,import,remove}", required=True)
 
     def command(name: str, help: str, progress: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)
@@ -193,6 +224,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="download again even if installed")
     v = command("verify", "check every file's SHA-256 (all models, or NAME)")
     v.add_argument("name", nargs="?")
+    f = command("repair", "fetch a damaged model again: download it, or import it again from where it came from")
+    f.add_argument("name")
     i = command("import", "install a GGUF file, a shard set, or an original consolidated.safetensors folder")
     i.add_argument("path")
     i.add_argument("--name", help="name for the model (default: from the file or folder name)")

@@ -5,17 +5,22 @@
   whether the part is already whole, otherwise starting over.
 - Verified: the SHA-256 is computed while writing; the part is renamed to its final name only when the
   hash matches. A mismatch fetches the file once more from scratch, then gives up with a clear error.
-- Never hangs: every socket operation has a timeout; retries back off (1, 2, 4 ... s) and stop.
-- Pause / cancel: `Control`, checked between chunks and during back-off.
+- Never hangs: every socket operation has a timeout, and a connection slower than RetryPolicy.min_speed
+  counts as stalled; retries back off (1, 2, 4 ... s) and stop.
+- Pause / cancel: `Control`. Socket calls run in a helper thread (_IOThread) while the downloading thread
+  waits in short steps, so a cancel takes effect at once even while the server sends nothing.
+- Says what arrived when a size or hash check fails and the server sent a web page or compressed data.
 - Proxies: urllib's default ProxyHandler reads http_proxy / https_proxy / no_proxy from the environment.
 """
 from __future__ import annotations
 
 import collections
 import errno
+import functools
 import hashlib
 import http.client
 import os
+import queue
 import re
 import shutil
 import socket
@@ -33,13 +38,23 @@ from .. import __version__
 
 USER_AGENT = f"voxtral-desk/{__version__} (+python-urllib)"
 CHUNK = 1 << 18  # 256 KiB between cancel checks and progress updates
+POLL = 0.2  # seconds between looks at cancel / pause while a socket call waits
+SNIFF = 512  # bytes of an answer looked at to tell what a server sent instead of the file
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 # --- errors ---------------------------------------------------------------------------------------
 
 class ModelManagerError(Exception):
-    """Anything the model manager reports to the user: the message says what failed and what to do."""
+    """Anything the model manager reports to the user: the message says what failed and what to do, in words
+    that suit both the app and the command line. `remedy` names the action that helps, so the CLI and the
+    dialog can each add how to do it there: "import" (a model file the user has), "folder" (another models
+    folder), "remove" (the model, or what was downloaded of it), "rename" (import under another name, or
+    remove the installed model first) or "repair" (fetch a damaged model again); `model` is the model."""
+
+    def __init__(self, message: str = "", *, remedy: str = "", model: str = ""):
+        super().__init__(message)
+        self.remedy, self.model = remedy, model
 
 
 class DownloadError(ModelManagerError):
@@ -65,6 +80,19 @@ class HashMismatch(DownloadError):
 
 class _Transient(Exception):
     """A failure worth retrying (cut connection, timeout, 5xx)."""
+
+
+class _TooSlow(_Transient):
+    """Bytes arrive, but slower than RetryPolicy.min_speed: retried, but unlike other failures the bytes that
+    arrived do not count as progress that resets the tries."""
+
+    def __init__(self, speed: float, policy: "RetryPolicy"):
+        super().__init__(f"the connection is too slow: {human_bytes(speed)}/s over the last {policy.speed_window:g} s, "
+                         f"below the {human_bytes(policy.min_speed)}/s a download needs")
+
+
+class _Paused(Exception):
+    """Raised into the downloading thread when a pause comes while a socket call waits."""
 
 
 # --- pause / cancel -------------------------------------------------------------------------------
@@ -244,6 +272,8 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 30.0
     timeout: float = 30.0  # seconds for connect and for each read
+    min_speed: float = 1000.0  # bytes per second: slower than this over speed_window counts as a stall
+    speed_window: float = 60.0  # seconds of one connection the speed is averaged over
 
     def delay(self, failures: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (failures - 1))
@@ -309,7 +339,7 @@ def _connect_failure(url: str, reason: object) -> Unreachable:
     return Unreachable(
         f"cannot reach {_host(url)}{via}: {reason}. You seem to be offline, or a firewall or proxy blocks the "
         "connection. Check the network (and the https_proxy / no_proxy settings), then retry; a partial "
-        "download resumes where it stopped. Or import a model file you already have (models import PATH).")
+        "download resumes where it stopped. Or import a model file you already have.", remedy="import")
 
 
 def _tls_failure(url: str, reason: object) -> DownloadError:
@@ -325,10 +355,12 @@ def _http_error(e: urllib.error.HTTPError, url: str, file: str) -> Exception:
     code = e.code
     if code in (404, 410):
         return DownloadError(f"{file}: not found on the server (HTTP {code}) at {url}. The catalog entry may be out of "
-                             "date: update Voxtral Desk, or download the model yourself and import it.")
+                             "date: update Voxtral Desk, or download the model yourself and import it.",
+                             remedy="import")
     if code in (401, 403):
         return DownloadError(f"{file}: the server refused access (HTTP {code}) at {url}. The model may need you to "
-                             "log in or accept its licence on the website: download it in a browser and import it.")
+                             "log in or accept its licence on the website: download it in a browser and import it.",
+                             remedy="import")
     if code in (408, 425, 429) or code >= 500:
         return _Transient(f"the server answered HTTP {code} {e.reason}")
     return DownloadError(f"{file}: the server answered HTTP {code} {e.reason} at {url}.")
@@ -347,6 +379,79 @@ def _head(url: str, timeout: float) -> tuple[int, http.client.HTTPMessage]:
 
 
 NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException)
+
+
+class _IOThread:
+    """Makes the blocking socket calls of one connection (connect, headers, each read), in order, in a daemon
+    thread of its own while the downloading thread waits in POLL steps: a cancel then takes effect within POLL
+    seconds even while a server sends nothing, and the socket's own timeout (RetryPolicy.timeout) still ends a
+    stall. What a call returned that can be closed (the response) is closed there when the thread ends."""
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="voxtral-download-io", daemon=True).start()
+
+    def _serve(self) -> None:
+        opened = []
+        while (job := self._jobs.get()) is not None:
+            fn, done, out = job
+            try:
+                value = fn()
+                if hasattr(value, "close"):
+                    opened.append(value)
+                out.append((True, value))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                out.append((False, e))
+            done.set()
+        for value in opened:
+            try:
+                value.close()
+            except Exception:  # noqa: BLE001 - a connection already broken has nothing left to close
+                pass
+
+    def call(self, fn, control: Control, on_wait: Callable[[], None] | None = None):
+        """fn()'s result, or its exception. While it runs: Cancelled on a cancel, and whatever on_wait() raises
+        (it is called every POLL seconds)."""
+        done, out = threading.Event(), []
+        self._jobs.put((fn, done, out))
+        while not done.wait(POLL):
+            control.check()
+            if on_wait:
+                on_wait()
+        ok, value = out[0]
+        if ok:
+            return value
+        raise value
+
+    def close(self) -> None:
+        """End the thread once its current call has returned (a blocked read ends by its timeout)."""
+        self._jobs.put(None)
+
+
+class _SpeedCheck:
+    """Raises _TooSlow when one connection brings fewer than policy.min_speed bytes per second, averaged over
+    its last policy.speed_window seconds (judged only once it has lasted that long)."""
+
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic):
+        self.policy, self.clock = policy, clock
+        self.samples: collections.deque[tuple[float, int]] = collections.deque([(clock(), 0)])
+        self.received = 0
+
+    def add(self, n: int) -> None:
+        self.received += n
+        self.samples.append((self.clock(), self.received))
+        self.check()
+
+    def check(self) -> None:
+        now, window = self.clock(), self.policy.speed_window
+        if now - self.samples[0][0] < window:
+            return
+        while len(self.samples) > 1 and self.samples[1][0] <= now - window:
+            self.samples.popleft()  # keep the last sample at or before the window's start
+        t0, b0 = self.samples[0]
+        speed = (self.received - b0) / (now - t0)
+        if speed < self.policy.min_speed:
+            raise _TooSlow(speed, self.policy)
 
 
 def _network_error(e: Exception, url: str, policy: RetryPolicy, connect_is_fatal: bool = True) -> "_Transient":
@@ -374,9 +479,10 @@ def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = No
         control.check()
         seen: list = []
         current = url
+        io = _IOThread()
         try:
             for _hop in range(6):
-                status, headers = _head(current, policy.timeout)
+                status, headers = io.call(functools.partial(_head, current, policy.timeout), control)
                 seen.append(headers)
                 location = headers.get("Location")
                 has_metadata = headers.get("X-Linked-Etag") or headers.get("X-Linked-Size")
@@ -392,6 +498,8 @@ def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = No
             err = _http_error(e, url, file)
         except NETWORK_ERRORS as e:
             err = _network_error(e, url, policy)
+        finally:
+            io.close()
         if not isinstance(err, _Transient):
             raise err
         failures += 1
@@ -425,9 +533,9 @@ def _disk_error(e: OSError, path: Path) -> DownloadError:
         except OSError:
             free = ""
         return DiskFull(f"the disk is full while writing {path.name} in {path.parent}{free}. Free some space or choose "
-                        "another models folder, then retry: the download resumes where it stopped.")
+                        "another models folder, then retry: the download resumes where it stopped.", remedy="folder")
     return DownloadError(f"cannot write {path}: {e.strerror or e}. Choose another models folder or check its "
-                         "permissions.")
+                         "permissions.", remedy="folder")
 
 
 def hash_file(path: Path, upto: int | None = None, control: Control | None = None,
@@ -480,9 +588,43 @@ class _Digest:
         self.upto += len(block)
 
 
+def _substitute(headers, head: bytes) -> str | None:
+    """What a server sent instead of the file, when its headers or first bytes tell: "html" (a web page) or
+    the name of a compression. Only asked once a size or hash check has failed."""
+    encoding = (headers.get("Content-Encoding") or "").strip().lower()
+    if encoding not in ("", "identity") or head.startswith(b"\x1f\x8b"):
+        return encoding if encoding not in ("", "identity") else "gzip"
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    start = head.lstrip().lower()
+    if content_type in ("text/html", "application/xhtml+xml") or start.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    return None
+
+
+def _substitute_error(kind: str, file: str, url: str) -> DownloadError:
+    if kind == "html":
+        return DownloadError(
+            f"{file}: the server sent a web page instead of the file: perhaps a login page, a captive portal (the "
+            f"sign-in page of a hotel, airport or office network) or a proxy's error page. Open {url} in a web browser "
+            "to see it and sign in if asked, then retry; or download the model another way and import it.",
+            remedy="import")
+    return DownloadError(
+        f"{file}: the server sent compressed data ({kind}) although the plain file was asked for: a proxy may be "
+        f"altering the download from {_host(url)}. Retry on another network or without the proxy, or download the "
+        "model another way and import it.", remedy="import")
+
+
+@dataclass
+class _Answer:
+    """The headers and first bytes of one answer, kept to say what arrived when the file's check fails."""
+    headers: object
+    head: bytes = b""
+
+
 def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: Control,
-                   tracker: ProgressTracker, policy: RetryPolicy) -> tuple[str, int]:
-    """Bring `part` to the whole file; returns (sha256 hex, size). Resumes from what `part` holds."""
+                   tracker: ProgressTracker, policy: RetryPolicy, answers: list[_Answer]) -> tuple[str, int]:
+    """Bring `part` to the whole file; returns (sha256 hex, size). Resumes from what `part` holds. The
+    answers that brought bytes are added to `answers`."""
     digest = _Digest()
     failures, total_failures, any_bytes = 0, 0, False
     while True:
@@ -495,9 +637,11 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
             return digest.h.hexdigest(), offset
         tracker.file_bytes(offset)
         err: Exception
+        io = _IOThread()
         try:
-            resp = _open(url, offset=offset, timeout=policy.timeout)
+            resp = io.call(functools.partial(_open, url, offset=offset, timeout=policy.timeout), control)
         except urllib.error.HTTPError as e:
+            io.close()
             e.close()
             if e.code == 416 and offset:
                 _, total = _content_range(e.headers.get("Content-Range"))
@@ -513,27 +657,36 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
             if not isinstance(err, _Transient):
                 raise err from None
         except NETWORK_ERRORS as e:
+            io.close()
             # Once bytes have arrived the server exists: a refused connection is then worth retrying.
             err = _network_error(e, url, policy, connect_is_fatal=not any_bytes)
+        except BaseException:
+            io.close()
+            raise
         else:
-            with resp:
-                try:
-                    got = _receive(resp, part, file, offset, size, digest, control, tracker)
-                    if got is None:  # paused: reconnect with a Range request once resumed
-                        continue
-                    return got
-                except _Transient as e:
-                    err = e
-                except (TimeoutError, socket.timeout):
-                    err = _Transient(f"the server stopped sending for {policy.timeout:g} s")
-                except (ConnectionError, http.client.HTTPException, ssl.SSLError) as e:
-                    err = _Transient(f"connection lost ({e.__class__.__name__})")
-        # A retry. Failures reset when bytes arrived, so a flaky but working line still finishes.
-        if (part.stat().st_size if part.exists() else 0) > offset:
+            try:
+                got = _receive(io, resp, part, file, url, offset, size, digest, control, tracker, policy, answers)
+                if got is None:  # paused: reconnect with a Range request once resumed
+                    continue
+                return got
+            except _Transient as e:
+                err = e
+            except (TimeoutError, socket.timeout):
+                err = _Transient(f"the server stopped sending for {policy.timeout:g} s")
+            except (ConnectionError, http.client.HTTPException, ssl.SSLError) as e:
+                err = _Transient(f"connection lost ({e.__class__.__name__})")
+            finally:
+                io.close()
+        # A retry. Failures reset when bytes arrived, so a flaky but working line still finishes; a line too
+        # slow to be of use does not count as working.
+        if (part.stat().st_size if part.exists() else 0) > offset and not isinstance(err, _TooSlow):
             any_bytes, failures = True, 0
         failures += 1
         total_failures += 1
         if failures >= policy.attempts or total_failures > 20 * policy.attempts:
+            if isinstance(err, _TooSlow):
+                raise DownloadError(f"{file}: {err} ({failures} tries) from {_host(url)}. Check the connection or use "
+                                    "another network, then retry; the download resumes where it stopped.")
             raise DownloadError(f"{file}: download failed: {err} ({failures} tries in a row) from {_host(url)}. "
                                 "Check the connection and retry; the download resumes where it stopped.")
         tracker.set_note(f"{err}; retrying in {policy.delay(failures):g} s")
@@ -541,8 +694,23 @@ def _fetch_to_part(url: str, part: Path, file: str, size: int | None, control: C
         tracker.set_note("")
 
 
-def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest: _Digest,
-             control: Control, tracker: ProgressTracker) -> tuple[str, int] | None:
+def _wrong_size(io: _IOThread, resp, control: Control, file: str, url: str, what: str) -> DownloadError:
+    """A size check failed before any byte was written: a web page or compressed data, when its first bytes
+    say so, else a file that changed upstream."""
+    try:
+        head = io.call(functools.partial(resp.read, SNIFF), control)
+    except NETWORK_ERRORS + (ssl.SSLError,):
+        head = b""
+    kind = _substitute(resp.headers, head)
+    if kind:
+        return _substitute_error(kind, file, url)
+    return DownloadError(f"{file}: {what}. The file changed upstream; update Voxtral Desk or import the model "
+                         "yourself.", remedy="import")
+
+
+def _receive(io: _IOThread, resp, part: Path, file: str, url: str, offset: int, size: int | None, digest: _Digest,
+             control: Control, tracker: ProgressTracker, policy: RetryPolicy,
+             answers: list[_Answer]) -> tuple[str, int] | None:
     """Write the body to the part file. Returns (sha256, size) when whole, None when paused."""
     length = resp.headers.get("Content-Length")
     length = int(length) if length and length.isdigit() else None
@@ -551,8 +719,7 @@ def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest:
         if start != offset:
             raise _Transient(f"the server sent a different range than asked (from {start}, not {offset})")
         if size is not None and total is not None and total != size:
-            raise DownloadError(f"{file}: the server now has {total} bytes, expected {size}. The file changed "
-                                "upstream; update Voxtral Desk or import the model yourself.")
+            raise _wrong_size(io, resp, control, file, url, f"the server now has {total} bytes, expected {size}")
         end = offset + length if length is not None else total
     elif resp.status == 200:
         if offset:  # the server ignored our Range: take the whole file again from the start
@@ -562,37 +729,50 @@ def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest:
     else:
         raise _Transient(f"unexpected HTTP {resp.status}")
     if size is not None and end is not None and end != size:
-        raise DownloadError(f"{file}: the server sends {end} bytes, expected {size}. The file changed upstream; "
-                            "update Voxtral Desk or import the model yourself.")
+        raise _wrong_size(io, resp, control, file, url, f"the server sends {end} bytes, expected {size}")
     try:
         f = _open_part(part, offset)
     except OSError as e:
         raise _disk_error(e, part) from None
     pos = offset
+    speed = _SpeedCheck(policy)
+    answer = _Answer(resp.headers)
+    answers.append(answer)
+
+    def on_wait() -> None:
+        control.check()
+        if control.paused:
+            raise _Paused()
+        speed.check()
+
     with f:
-        while True:
-            if control.paused:  # drop the connection while paused; the resume asks for the rest
-                tracker.set_note("paused", phase="paused")
-                control.wait_while_paused()
-                tracker.set_note("", phase="downloading")
-                return None
-            control.check()
-            block = resp.read1(CHUNK)  # what has arrived, up to CHUNK: cancel and progress stay prompt
-            if not block:
-                break
-            if size is not None and pos + len(block) > size:
-                f.truncate(0)
-                digest.reset()
-                raise _Transient(f"the server sent more than the expected {size} bytes")
-            try:
-                f.write(block)
-                f.flush()  # so an error shows up here, for this block, not later for several
-            except OSError as e:
-                f.truncate(pos)  # keep only whole, known-good bytes for the resume
-                raise _disk_error(e, part) from None
-            digest.update(block)
-            pos += len(block)
-            tracker.file_bytes(pos)
+        try:
+            while True:
+                on_wait()  # between blocks as well as while one is awaited
+                block = io.call(functools.partial(resp.read1, CHUNK), control, on_wait)  # what has arrived
+                if not block:
+                    break
+                if len(answer.head) < SNIFF:
+                    answer.head += block[:SNIFF - len(answer.head)]
+                if size is not None and pos + len(block) > size:
+                    f.truncate(0)
+                    digest.reset()
+                    raise _Transient(f"the server sent more than the expected {size} bytes")
+                try:
+                    f.write(block)
+                    f.flush()  # so an error shows up here, for this block, not later for several
+                except OSError as e:
+                    f.truncate(pos)  # keep only whole, known-good bytes for the resume
+                    raise _disk_error(e, part) from None
+                digest.update(block)
+                pos += len(block)
+                tracker.file_bytes(pos)
+                speed.add(len(block))
+        except _Paused:  # drop the connection while paused; the resume asks for the rest
+            tracker.set_note("paused", phase="paused")
+            control.wait_while_paused()
+            tracker.set_note("", phase="downloading")
+            return None
         try:
             os.fsync(f.fileno())
         except OSError as e:
@@ -605,17 +785,22 @@ def _receive(resp, part: Path, file: str, offset: int, size: int | None, digest:
 def download_file(url: str, dest: Path, *, sha256: str, size: int | None, control: Control,
                   tracker: ProgressTracker, policy: RetryPolicy) -> int:
     """Fetch `url` to `dest` through `dest.part`; `dest` appears only with the right SHA-256.
-    A wrong hash discards the part and fetches once more; a second wrong hash is an error.
-    Returns the size."""
+    A wrong hash discards the part and fetches once more; a second wrong hash is an error, and so is a first
+    one when what arrived was a web page or compressed data. Returns the size."""
     part = dest.with_name(dest.name + ".part")
     for round_ in (1, 2):
-        digest, got_size = _fetch_to_part(url, part, dest.name, size, control, tracker, policy)
+        answers: list[_Answer] = []
+        digest, got_size = _fetch_to_part(url, part, dest.name, size, control, tracker, policy, answers)
         if digest == sha256:
             part.replace(dest)
             return got_size
         part.unlink(missing_ok=True)
+        kind = next((k for a in answers if (k := _substitute(a.headers, a.head))), None)
+        if kind:
+            raise _substitute_error(kind, dest.name, url)
         if round_ == 1:
             tracker.set_note("checksum mismatch, fetching again")
     raise HashMismatch(f"{dest.name}: downloaded twice, and both times its SHA-256 ({digest}) differs from the "
                        f"expected {sha256}. The server or something between (a proxy) sends damaged data. Nothing "
-                       "was installed; retry later, or download the model another way and import it.")
+                       "was installed; retry later, or download the model another way and import it.",
+                       remedy="import")

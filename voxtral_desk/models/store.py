@@ -8,10 +8,13 @@ Layout under the models folder (default: platformdirs' user data dir / "models")
                               matched; kept across runs so a download resumes
     .partial/<name>/model/    the model being assembled (join / convert / copy); renamed to <name>/
                               only when complete and opened by load_model()
+    .locks/<name>.lock        held while <name> is downloaded, imported or removed, by whichever process
     store.json                the default model
 
 A model folder counts as installed only when it holds voxtral-model.json, written last, after every
-file was verified; nothing else is ever returned to be loaded.
+file was verified; nothing else is ever returned to be loaded. The record names the model's files (each
+must lie in the model's folder), their sizes and SHA-256, when each was last found intact, and the damage
+a later check found, if any.
 """
 from __future__ import annotations
 
@@ -26,16 +29,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import platformdirs
+from filelock import FileLock, Timeout
 
 from ..config import ModelFileError
-from .catalog import NAME_RE, Catalog, CatalogFile, CatalogModel, load_catalog
+from ..fileio import write_json_atomic
+from .catalog import NAME_RE, RECORD, SHA256_RE, Catalog, CatalogFile, CatalogModel, load_catalog
 from .download import (Control, DiskFull, DownloadError, ModelManagerError, ProgressTracker,
                        RetryPolicy, _disk_error, download_file, free_bytes, hash_file, human_bytes, probe)
 
 MODELS_DIR_ENV = "VOXTRAL_DESK_MODELS_DIR"
 DATA_DIR_ENV = "VOXTRAL_DESK_DATA_DIR"  # the app's data folder (app/settings.py)
-RECORD = "voxtral-model.json"
 PARTIAL = ".partial"
+LOCKS = ".locks"
 STORE_FILE = "store.json"
 SPACE_MARGIN = 64 << 20  # room left for everything else
 COPY_BLOCK = 4 << 20
@@ -44,6 +49,10 @@ BYTE_SPLIT_RE = re.compile(r"^shard-[a-z]{2}$")  # `split -b 512m FILE shard-`
 
 class StoreError(ModelManagerError):
     pass
+
+
+class UnusableModel(StoreError, ModelFileError):
+    """Files that were all verified, but do not open as a model."""
 
 
 def default_models_dir() -> Path:
@@ -66,8 +75,21 @@ class InstalledModel:
     origin: str = ""  # where it came from: the catalog entry's home page, or the imported path
     kind: str = "gguf"
     installed_at: str = ""
-    verified: bool = False  # every file was hash-checked when installed and still has its recorded size
-    problem: str = ""  # why not, when not
+    # Every file was hash-checked when installed, still has its recorded size, and no later check found damage.
+    verified: bool = False
+    problem: str = ""  # why not, when not: the damaged file and what is wrong with it
+    repair: str = ""  # when damaged: what to do about it, in one line
+    repairable: bool = False  # repair() can fetch it again: its catalog entry, or what it was imported from, exists
+
+    @property
+    def repair_does(self) -> str:
+        """What repair() does for it, to follow "Repair" or a command line (when it is repairable)."""
+        return "downloads it again" if self.source == "catalog" else f"imports it again from {self.origin}"
+
+    @property
+    def damage_report(self) -> str:
+        """What to tell the user about a damaged model: the file, what is wrong with it, and what to do."""
+        return f"The model {self.name} is damaged: {self.problem}. {self.repair}." if self.problem else ""
 
 
 @dataclass
@@ -90,41 +112,49 @@ class _Planned:
     commit: str | None
 
 
-_busy_lock = threading.Lock()
-_busy: set[Path] = set()
+_held_lock = threading.Lock()
+_held: dict[Path, str] = {}  # lock file -> what holds it in this process, for a precise message
 
 
-class _Busy:
-    """One download / import per model folder at a time within this process."""
+class _ModelLock:
+    """One download, import or removal of a model name at a time, in this process and across processes: a
+    lock file that the operating system releases when its process ends, however it ends."""
 
-    def __init__(self, path: Path, what: str):
-        self.path, self.what = path.resolve(), what
+    def __init__(self, root: Path, name: str, what: str):
+        self.path, self.name, self.what = root / LOCKS / f"{name}.lock", name, what
+        self.lock = FileLock(self.path, timeout=0)
 
-    def __enter__(self):
-        with _busy_lock:
-            if self.path in _busy:
-                raise StoreError(f"{self.what} is already in progress")
-            _busy.add(self.path)
+    def __enter__(self) -> _ModelLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+        except Timeout:  # before OSError, which it is a kind of
+            with _held_lock:
+                what = _held.get(self.path)
+            raise StoreError(
+                f"{what} is already in progress: wait for it to finish, or cancel it, then try again" if what else
+                f"a download or import of {self.name} is already in progress in another Voxtral Desk window or "
+                "command: wait for it to finish, or cancel it there, then try again") from None
+        except OSError as e:
+            raise _disk_error(e, self.path) from None
+        with _held_lock:
+            _held[self.path] = self.what
+        return self
 
-    def __exit__(self, *exc):
-        with _busy_lock:
-            _busy.discard(self.path)
+    def __exit__(self, *exc) -> None:
+        with _held_lock:
+            _held.pop(self.path, None)
+        self.lock.release()
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested beyond reason
         return None
     return data if isinstance(data, dict) else None
 
@@ -171,21 +201,27 @@ class ModelStore:
         record = _read_json(folder / RECORD)
         if record is None or record.get("name") != folder.name:
             return None
-        files = record.get("files") or []
-        problems = []
-        for f in files:
-            p = folder / str(f.get("name"))
-            if not p.is_file():
-                problems.append(f"{p.name} is missing")
-            elif p.stat().st_size != f.get("size"):
-                problems.append(f"{p.name} has {p.stat().st_size} bytes, {f.get('size')} when installed")
-        if not files:
-            problems.append("its record lists no files")
+        files, problems = _recorded_files(folder, record)
+        problems += [problem for path, f in files if (problem := _size_problem(path, f))]
+        if damage := _describe_damage(record.get("damaged")):
+            problems.append(damage)
+        source, origin = str(record.get("source", "")), str(record.get("origin", ""))
+        repair, repairable = self._repair_hint(folder.name, source, origin) if problems else ("", False)
         return InstalledModel(
-            name=folder.name, path=folder, title=str(record.get("title", "")),
-            size=sum(int(f.get("size") or 0) for f in files), source=str(record.get("source", "")),
-            origin=str(record.get("origin", "")), kind=str(record.get("kind", "gguf")),
-            installed_at=str(record.get("installed_at", "")), verified=not problems, problem="; ".join(problems))
+            name=folder.name, path=folder, title=str(record.get("title", "")), size=sum(f["size"] for _, f in files),
+            source=source, origin=origin, kind=str(record.get("kind", "gguf")),
+            installed_at=str(record.get("installed_at", "")), verified=not problems, problem="; ".join(problems),
+            repair=repair, repairable=repairable)
+
+    def _repair_hint(self, name: str, source: str, origin: str) -> tuple[str, bool]:
+        """(what to do about a damaged model, whether repair() can do it)."""
+        if source == "catalog" and self.catalog.get(name):
+            return "Repair downloads it again", True  # InstalledModel.repair_does
+        if source == "import" and origin and Path(origin).exists():
+            return f"Import it again from {origin}", True
+        why = (f"{origin}, which it was imported from, is gone" if source == "import"
+               else "the model catalog no longer lists it")
+        return f"Remove it and import the model again ({why})", False
 
     def installed(self) -> list[InstalledModel]:
         if not self.root.is_dir():
@@ -201,6 +237,16 @@ class ModelStore:
         folder = self.root / name
         return self._read_model(folder) if folder.is_dir() else None
 
+    def model_for_path(self, path: Path | str) -> InstalledModel | None:
+        """The installed model whose folder is `path` or holds it, damaged or not (the app keeps the model it
+        uses as a path), or None when this store does not manage that path."""
+        try:
+            target = Path(path).expanduser().resolve()
+        except (OSError, ValueError, RuntimeError):  # no such path can be a model folder (a NUL byte, a link loop)
+            return None
+        return next((m for m in self.installed() if target == (folder := m.path.resolve()) or folder in target.parents),
+                    None)
+
     def default(self) -> InstalledModel | None:
         """The model chosen with set_default(), else the first intact one (the catalog's default first)."""
         usable = [m for m in self.installed() if m.verified]
@@ -213,7 +259,7 @@ class ModelStore:
         self.root.mkdir(parents=True, exist_ok=True)
         data = _read_json(self.root / STORE_FILE) or {}
         data["default"] = name
-        _write_json(self.root / STORE_FILE, data)
+        write_json_atomic(self.root / STORE_FILE, data)
 
     def partial_bytes(self, name: str) -> int | None:
         """Bytes of an unfinished download kept for resuming, or None when there is none."""
@@ -239,7 +285,7 @@ class ModelStore:
         if existing and existing.verified and not force:
             return existing
         work = self._partial_dir(name)
-        with _Busy(work, f"a download of {name}"):
+        with _ModelLock(self.root, name, f"a download of {name}"):
             try:
                 (work / "files").mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -296,23 +342,23 @@ class ModelStore:
                 raise DownloadError(
                     f"{f.name}: the server publishes SHA-256 {info.sha256}, but this version of Voxtral Desk expects "
                     f"{f.sha256}: the file changed upstream. Update Voxtral Desk, or download the model yourself "
-                    "and import it.")
+                    "and import it.", remedy="import")
             sha = f.sha256 or info.sha256
             if not sha:
                 raise DownloadError(
                     f"{f.name}: cannot be verified: the catalog pins no SHA-256 for it and {url} publishes none. "
-                    "Nothing was downloaded; download the model yourself and import it.")
+                    "Nothing was downloaded; download the model yourself and import it.", remedy="import")
             if f.size is not None and info.size is not None and f.size != info.size:
                 raise DownloadError(f"{f.name}: the server has {info.size} bytes, this version of Voxtral Desk "
                                     f"expects {f.size}: the file changed upstream. Update Voxtral Desk, or import the "
-                                    "model yourself.")
+                                    "model yourself.", remedy="import")
             planned = _Planned(f, url, sha, f.size if f.size is not None else info.size,
                                "catalog" if f.sha256 else "server (X-Linked-Etag / ETag)", commit)
             decided[f.name] = {"url": url, "sha256": sha, "size": planned.size, "hash_source": planned.hash_source,
                                "commit": commit, "source": source}
             plan.append(planned)
         try:
-            _write_json(state_path, state)
+            write_json_atomic(state_path, state)
         except OSError as e:
             raise _disk_error(e, state_path) from None
         return plan
@@ -338,7 +384,7 @@ class ModelStore:
         if free < need + SPACE_MARGIN:
             raise DiskFull(f"not enough free space in {self.root} for {what}: it needs "
                            f"{human_bytes(need + SPACE_MARGIN)}, {human_bytes(free)} is free. Free some space or "
-                           "choose another models folder (--dir, or Change folder in the model manager), then retry.")
+                           "choose another models folder, then retry.", remedy="folder")
 
     def _fetch_all(self, plan: list[_Planned], files_dir: Path, control: Control, tracker: ProgressTracker) -> None:
         # Files verified in an earlier run are hashed again: they may have been damaged since.
@@ -376,7 +422,7 @@ class ModelStore:
         try:
             if entry.post == "convert":
                 if entry.params and not (files_dir / "params.json").exists():
-                    _write_json(files_dir / "params.json", entry.params)
+                    write_json_atomic(files_dir / "params.json", entry.params)
                 known = self._convert(files_dir, model_dir / f"{entry.name}.gguf", entry.convert_shard_mb, control,
                                       tracker)
             else:
@@ -387,16 +433,16 @@ class ModelStore:
                     if p.file.name not in entry.join_parts:
                         shutil.copyfile(files_dir / p.file.name, model_dir / p.file.name)
                 if entry.params and not (model_dir / "params.json").exists():
-                    _write_json(model_dir / "params.json", entry.params)
+                    write_json_atomic(model_dir / "params.json", entry.params)
         except OSError as e:
             raise _disk_error(e, model_dir) from None
         try:
             _check_loads(model_dir, f"{entry.name} was downloaded and every file matches its SHA-256, but")
         except ModelFileError as e:
             others = [m.name for m in self.catalog.models if m.name != entry.name]
-            raise ModelFileError(f"{e}. The downloaded files are kept; 'models remove {entry.name}' deletes them"
-                                 + (f"; another catalog model may work: {', '.join(others)}" if others else "")
-                                 + ".") from None
+            raise UnusableModel(f"{e}. The downloaded files are kept until you remove {entry.name}"
+                                + (f"; another catalog model may work: {', '.join(others)}" if others else "")
+                                + ".", remedy="remove", model=entry.name) from None
         return known
 
     def _convert(self, src: Path, out: Path, shard_mb: int | None, control: Control,
@@ -427,7 +473,8 @@ class ModelStore:
         for p in sorted(model_dir.iterdir()):
             if p.is_file() and p.name != RECORD:
                 sha = known.get(p.name) or hash_file(p, None, control).hexdigest()
-                files.append({"name": p.name, "size": p.stat().st_size, "sha256": sha})
+                # Hashed while it was written (or just now): its first good check.
+                files.append({"name": p.name, "size": p.stat().st_size, "sha256": sha, "checked": _stamp(p)})
         kind = "original" if (model_dir / "consolidated.safetensors").exists() else "gguf"
         return {"format_version": 1, "name": name, "title": title, "source": source, "origin": origin, "kind": kind,
                 "installed_at": _now(), "files": files, **extra}
@@ -435,7 +482,7 @@ class ModelStore:
     def _install(self, model_dir: Path, name: str, record: dict, work: Path) -> None:
         """Write the record last, then swap the folder into place (replacing an older copy)."""
         try:
-            _write_json(model_dir / RECORD, record)
+            write_json_atomic(model_dir / RECORD, record)
             final = self.root / name
             old = work / "old"
             if final.exists():
@@ -454,21 +501,22 @@ class ModelStore:
     # --- import ----------------------------------------------------------------------------------
 
     def import_path(self, path: Path | str, name: str | None = None, progress=None, control: Control | None = None,
-                    *, shard_size_mb: int = 512) -> InstalledModel:
+                    *, shard_size_mb: int = 512, replace: bool = False) -> InstalledModel:
         """Install a model the user has: a GGUF file, a GGUF shard set (or its folder), a folder of
         byte-split parts (shard-aa, shard-ab, ...), or an original consolidated.safetensors folder
-        (converted to Q4_0 GGUF). The source is only read, never changed."""
+        (converted to Q4_0 GGUF). The source is only read, never changed. An installed model of that name
+        is an error, unless `replace` (a repair), which swaps it for the new copy once that is complete."""
         src = Path(path).expanduser()
         if not src.exists():
             raise StoreError(f"{src}: no such file or folder")
         control = control or Control()
         kind, sources = _classify(src)
         name = check_name(name or name_from_path(src))
-        if self.find(name) is not None:
-            raise StoreError(f"a model named {name!r} is installed already: choose another name (--name) or remove "
-                             "it first")
         work = self.root / PARTIAL / f"{name}.import"
-        with _Busy(work, f"an import as {name}"):
+        with _ModelLock(self.root, name, f"an import as {name}"):
+            if self.find(name) is not None and not replace:
+                raise StoreError(f"a model named {name!r} is installed already: import it under another name, or "
+                                 "remove that one first", remedy="rename", model=name)
             tracker = ProgressTracker(progress)
             shutil.rmtree(work, ignore_errors=True)
             model_dir = work / "model"
@@ -543,7 +591,7 @@ class ModelStore:
         for entry in self.catalog.models:
             if entry.params and json.dumps(entry.params, sort_keys=True) not in tried:
                 tried.append(json.dumps(entry.params, sort_keys=True))
-                _write_json(model_dir / "params.json", entry.params)
+                write_json_atomic(model_dir / "params.json", entry.params)
                 try:
                     load_model(model_dir)
                     return known
@@ -556,8 +604,12 @@ class ModelStore:
 
     # --- verify / remove -------------------------------------------------------------------------
 
-    def verify(self, name: str | None = None, progress=None, control: Control | None = None) -> list[VerifyResult]:
-        """Hash every file of one installed model (or all) against its record, then open it."""
+    def verify(self, name: str | None = None, progress=None, control: Control | None = None, *,
+               changed_only: bool = False) -> list[VerifyResult]:
+        """Hash every file of one installed model (or all) against its record, then open it. With `changed_only`,
+        only files whose size or modification time differ from their last good check are hashed, and the model
+        is not opened: cheap enough to run after every load. A mismatch is recorded in the model's record, so it
+        shows as damaged until it is repaired or a later check finds the file intact again."""
         from ..loader import load_model
 
         control = control or Control()
@@ -572,33 +624,79 @@ class ModelStore:
         results = []
         for m in models:
             record = _read_json(m.path / RECORD) or {}
-            files = record.get("files") or []
-            problems = [m.problem] if m.problem else []
-            tracker.start("verifying", sum(int(f.get("size") or 0) for f in files), m.name)
-            for f in files:
-                p = m.path / str(f.get("name"))
-                if not p.is_file() or p.stat().st_size != f.get("size"):
-                    tracker.finish_file(int(f.get("size") or 0))
-                    continue  # already in m.problem
+            files, problems = _recorded_files(m.path, record)
+            todo = []
+            for path, f in files:
+                if problem := _size_problem(path, f):
+                    problems.append(problem)
+                elif not (changed_only and f.get("checked") == _stamp(path)):
+                    todo.append((path, f))
+            tracker.start("verifying", sum(f["size"] for _, f in todo), m.name)
+            intact: dict[str, dict] = {}  # file name -> its stamp, for the files found intact
+            damage = None
+            for path, f in todo:
                 done = 0
 
                 def step(n):
                     nonlocal done
                     done += n
                     tracker.file_bytes(done)
-                tracker.set_file(p.name)
-                if hash_file(p, None, control, step).hexdigest() != f.get("sha256"):
-                    problems.append(f"{p.name} does not match its SHA-256 (damaged on disk)")
-                tracker.finish_file(p.stat().st_size)
-            if not problems:
+                tracker.set_file(path.name)
+                stamp = _stamp(path)
+                if hash_file(path, None, control, step).hexdigest() == f["sha256"]:
+                    intact[path.name] = stamp
+                elif damage is None:
+                    damage = {"file": path.name, "reason": "does not match its SHA-256 (damaged on disk)"}
+                tracker.finish_file(f["size"])
+            # Damage found earlier stays until a full check passes or its file is hashed again and is intact.
+            recorded = record.get("damaged")
+            if damage is None and recorded and (not changed_only or isinstance(recorded, dict)
+                                                and recorded.get("file") in intact):
+                recorded = None
+            damage = damage or recorded or None
+            if damage:
+                problems.append(_describe_damage(damage))
+            if not problems and not changed_only:
                 try:
                     load_model(m.path)
                 except ModelFileError as e:
                     problems.append(f"does not open: {e}")
-            if problems and m.source == "catalog":
-                problems.append(f"'models download {m.name} --force' fetches it again")
+            if record.get("damaged") != damage or any(f.get("checked") != intact[p.name] for p, f in files
+                                                      if p.name in intact):
+                self._record_check(m, record, intact, damage)
             results.append(VerifyResult(m.name, not problems, problems))
         return results
+
+    def _record_check(self, model: InstalledModel, record: dict, intact: dict[str, dict], damage: dict | None) -> None:
+        """Keep what a check found in the model's record: when each file was last found intact, and the damage."""
+        try:
+            with _ModelLock(self.root, model.name, f"a check of {model.name}"):
+                fresh = _read_json(model.path / RECORD) or {}
+                if fresh.get("installed_at") != record.get("installed_at"):
+                    return  # installed again meanwhile: the files that were checked are gone
+                for f in fresh.get("files", []):
+                    if isinstance(f, dict) and f.get("name") in intact:
+                        f["checked"] = intact[f["name"]]
+                if damage:
+                    fresh["damaged"] = damage
+                else:
+                    fresh.pop("damaged", None)
+                write_json_atomic(model.path / RECORD, fresh)
+        except (ModelManagerError, OSError):
+            pass  # a download, import or removal of it runs, or its folder is read-only: the result still stands
+
+    def repair(self, name: str, progress=None, control: Control | None = None) -> InstalledModel:
+        """Fetch an installed (damaged) model again: a catalog model is downloaded again, an imported one is
+        imported again from where it came from. The old copy stays until the new one is complete."""
+        model = self.find(name)
+        if model is None:
+            raise StoreError(f"no model named {name!r} is installed")
+        hint, repairable = self._repair_hint(name, model.source, model.origin)
+        if not repairable:
+            raise StoreError(f"{name} cannot be fetched again here. {hint}.", remedy="remove", model=name)
+        if model.source == "catalog":
+            return self.download(name, progress, control, force=True)
+        return self.import_path(model.origin, name, progress, control, replace=True)
 
     def remove(self, name: str) -> int:
         """Delete an installed model and any unfinished download of it. Returns the bytes freed."""
@@ -607,7 +705,7 @@ class ModelStore:
             raise StoreError(f"{final} was not installed by Voxtral Desk; remove it yourself if you mean to")
         if not final.exists() and not work.exists():
             raise StoreError(f"no model named {name!r} is installed or partly downloaded")
-        with _Busy(work, f"a download of {name}"):
+        with _ModelLock(self.root, name, f"the removal of {name}"):
             freed = _dir_size(final) + _dir_size(work)
             for d in (final, work):
                 if d.exists():
@@ -622,6 +720,62 @@ class ModelStore:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+def _inside(folder: Path, name: object) -> Path | None:
+    """folder/name when `name` is one plain file name whose file (links followed) lies in `folder`, else None:
+    a record naming ../../etc/passwd or /etc/passwd never makes the store look at that file."""
+    if not isinstance(name, str) or name in ("", "..") or Path(name).name != name or "\\" in name or "\0" in name:
+        return None
+    path = folder / name
+    # realpath, not resolve(): it follows links without looking at the file they lead to.
+    return path if os.path.dirname(os.path.realpath(path)) == os.path.realpath(folder) else None
+
+
+def _recorded_files(folder: Path, record: dict) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """The files a model's record lists, as (path, entry) with a usable name, size and SHA-256, and what is
+    wrong with the record itself."""
+    files = record.get("files")
+    if not isinstance(files, list) or not files:
+        return [], [f"its record ({RECORD}) lists no files"]
+    good, problems = [], []
+    for f in files:
+        name = f.get("name") if isinstance(f, dict) else None
+        path = _inside(folder, name)
+        if isinstance(name, str) and path is None:
+            problems.append(f"its record ({RECORD}) names {name!r}, which is not a file in the model's folder")
+        elif (path is None or type(f.get("size")) is not int or f["size"] < 0
+              or not isinstance(f.get("sha256"), str) or not SHA256_RE.match(f["sha256"])):
+            problems.append(f"its record ({RECORD}) is damaged: a file in its list has no usable name, size or SHA-256")
+        else:
+            good.append((path, f))
+    return good, problems
+
+
+def _size_problem(path: Path, entry: dict) -> str:
+    """The cheap check, made on every look: the file is there, with the size it had when installed."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    if size != entry["size"]:
+        return (f"{path.name} has {size} bytes instead of the {entry['size']} it had when installed (changed or "
+                "damaged on disk)")
+    return ""
+
+
+def _describe_damage(damaged: object) -> str:
+    """The damage a hash check found and recorded (the record's "damaged"), as a problem."""
+    if not damaged:
+        return ""
+    if isinstance(damaged, dict) and isinstance(damaged.get("file"), str) and isinstance(damaged.get("reason"), str):
+        return f"{damaged['file']} {damaged['reason']}"
+    return f"its record ({RECORD}) says it is damaged"
+
+
+def _stamp(path: Path) -> dict:
+    """What tells a file changed since it was last found intact, without reading it."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
 
 def _classify(src: Path) -> tuple[str, list[Path]]:
     """('original' | 'gguf' | 'byte-split', the files that hold the weights)."""
@@ -643,13 +797,11 @@ def _classify(src: Path) -> tuple[str, list[Path]]:
 
 
 def _has_own_config(first: Path) -> bool:
-    from gguf import GGUFReader
-
-    from ..gguf_io import KEY_PARAMS
+    from ..gguf_io import has_model_config
 
     try:
-        return GGUFReader(first).get_field(KEY_PARAMS) is not None
-    except Exception:  # noqa: BLE001 - a broken file: load_model() gives the precise message
+        return has_model_config(first)
+    except ModelFileError:  # a broken file: load_model() gives the precise message
         return True
 
 
