@@ -19,7 +19,7 @@ system_packages() {
     libglib2.0-0 xdotool xclip)
   if [ "$mode" = test ]; then
     # Headless display, tray host, virtual microphone and spoken test audio for the end-to-end tests.
-    pkgs+=(xvfb xauth x11-utils trayer espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins)
+    pkgs+=(xvfb xauth x11-utils xterm trayer espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from PySide6.QtCore import Qt
 
 from voxtral_desk.app.audio_capture import CaptureError, InputDevice, RingBuffer
 
@@ -64,3 +65,19 @@ class FakeCapture:
 
     def all_pushed(self) -> np.ndarray:
         return np.concatenate(self.pushed) if self.pushed else np.zeros(0, dtype=np.float32)
+
+
+def dictate(qtbot, window, fake_mic, samples, halfway=None):
+    """Click Start, 'speak' samples into the fake microphone, click Stop, wait for the final text."""
+    d = window.dictation
+    qtbot.mouseClick(d.record_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: d.state == "recording", timeout=10000)
+    cap = fake_mic.last
+    cap.push(samples[: len(samples) // 2])
+    qtbot.waitUntil(lambda: len(d.partials) >= 1, timeout=10000)
+    if halfway:
+        halfway(d)
+    cap.push(samples[len(samples) // 2:])
+    with qtbot.waitSignal(d.finished, timeout=30000) as blocker:
+        qtbot.mouseClick(d.record_button, Qt.LeftButton)  # Stop
+    return blocker.args[0]

@@ -119,3 +119,4 @@ def make_window(qtbot, fake_mic, tiny_model):
         w.shutdown()
         if w.history is not None:
             w.history.close()
+

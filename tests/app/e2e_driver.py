@@ -44,7 +44,7 @@ def main() -> int:
     if window.engine is None:
         raise RuntimeError(window.load_error)
     if not window.hotkeys.active:
-        raise RuntimeError(f"hotkey not active: {window.notice.text}")
+        raise RuntimeError(f"hotkey not active: {window.hotkey_label.toolTip()}")
 
     disp = os.environ["DISPLAY"]
     target_out = Path(result_path).with_suffix(".target.txt")

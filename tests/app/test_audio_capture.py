@@ -106,3 +106,74 @@ def test_stream_that_stops_on_its_own_reports_the_device():
     stopped._stream = SimpleNamespace(active=False)
     stopped._stopping = True  # we stopped it: not an error
     assert stopped.error is None
+
+
+def _fake_portaudio(monkeypatch, devices, default=0):
+    import sounddevice
+
+    monkeypatch.setattr(sounddevice, "query_devices", lambda: devices)
+    monkeypatch.setattr(sounddevice.default, "device", [default, default])
+
+
+def _dev(name, inputs=32, rate=44100.0):
+    return {"name": name, "max_input_channels": inputs, "default_samplerate": rate}
+
+
+def test_a_sound_servers_microphones_replace_alsas_aliases(monkeypatch):
+    _fake_portaudio(monkeypatch, [_dev("pulse"), _dev("default")], default=1)
+    sources = [audio_capture.ServerSource("alsa_input.usb-Blue_Yeti", "Yeti Stereo Microphone"),
+               audio_capture.ServerSource("alsa_input.pci-0000_00_1f.3", "Built-in Audio Analog Stereo")]
+    found = audio_capture.list_input_devices(lambda: (sources, "alsa_input.pci-0000_00_1f.3"))
+    assert [(d.name, d.setting, d.is_default, d.index) for d in found] == [
+        ("Yeti Stereo Microphone", "pulse:alsa_input.usb-Blue_Yeti", False, 0),
+        ("Built-in Audio Analog Stereo", "pulse:alsa_input.pci-0000_00_1f.3", True, 0)]
+
+
+def test_without_a_sound_server_alsa_aliases_are_hidden(monkeypatch):
+    _fake_portaudio(monkeypatch, [_dev("HDA Intel PCH: ALC892 Analog (hw:0,0)"), _dev("sysdefault"), _dev("default"),
+                                  _dev("HDMI 0 (hw:0,3)", inputs=0)], default=2)
+    found = audio_capture.list_input_devices(lambda: None)
+    assert [d.name for d in found] == ["HDA Intel PCH: ALC892 Analog (hw:0,0)"]
+    _fake_portaudio(monkeypatch, [_dev("pulse"), _dev("default")], default=1)  # a server we cannot ask
+    assert [d.name for d in audio_capture.list_input_devices(lambda: None)] == ["default"]
+
+
+def test_pactl_sources_without_the_monitors_of_outputs():
+    rows = [{"name": "vsink.monitor", "description": "Monitor of Null Output", "monitor_source": "vsink",
+             "properties": {"device.class": "monitor"}},
+            {"name": "vmic", "description": "Virtual Microphone", "monitor_source": "", "properties": {}}]
+
+    def run(cmd, **kw):
+        out = __import__("json").dumps(rows) if "list" in cmd else "vmic\n"
+        return SimpleNamespace(returncode=0, stdout=out)
+
+    sources, default = audio_capture.server_sources(run)
+    assert sources == [audio_capture.ServerSource("vmic", "Virtual Microphone")] and default == "vmic"
+    assert audio_capture.server_sources(lambda cmd, **kw: SimpleNamespace(returncode=1, stdout="")) is None
+
+
+def test_portaudio_errors_become_words():
+    for raw in ("Error opening InputStream: Unanticipated host error [PaErrorCode -9999]: 'Invalid argument' "
+                "[ALSA error -22]", "Error querying device -1 [PaErrorCode -9996]"):
+        text = audio_capture.explain_portaudio_error(Exception(raw))
+        assert "PaErrorCode" not in text and "ALSA" not in text and len(text) > 20
+
+
+def test_a_device_that_cannot_be_opened_says_what_to_do(monkeypatch):
+    import sounddevice
+
+    monkeypatch.delenv("PULSE_SOURCE", raising=False)  # restored after the test
+
+    monkeypatch.setattr(audio_capture, "list_input_devices",
+                        lambda: [InputDevice(0, "Built-in Audio", 16000.0, True, "pulse:builtin")])
+    monkeypatch.setattr(sounddevice, "check_input_settings", lambda **kw: None)
+
+    def refuse(**kw):
+        raise sounddevice.PortAudioError("Error opening InputStream: Unanticipated host error [PaErrorCode -9999]")
+
+    monkeypatch.setattr(sounddevice, "InputStream", refuse)
+    with pytest.raises(CaptureError) as e:
+        SoundDeviceCapture().open("pulse:builtin")
+    assert "Built-in Audio" in str(e.value) and "sound settings" in str(e.value) and "PaErrorCode" not in str(e.value)
+    import os
+    assert os.environ["PULSE_SOURCE"] == "builtin"

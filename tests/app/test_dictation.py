@@ -5,28 +5,12 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app_fakes import FakeCapture
+from app_fakes import FakeCapture, dictate
 from voxtral_desk.app.settings import SettingsStore
 
 
 def ids(tokens):
     return [(t.id, t.index) for t in tokens]
-
-
-def dictate(qtbot, window, fake_mic, samples, halfway=None):
-    """Click Start, 'speak' samples into the fake microphone, click Stop, wait for the final text."""
-    d = window.dictation
-    qtbot.mouseClick(d.record_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: d.state == "recording", timeout=10000)
-    cap = fake_mic.last
-    cap.push(samples[: len(samples) // 2])
-    qtbot.waitUntil(lambda: len(d.partials) >= 1, timeout=10000)
-    if halfway:
-        halfway(d)
-    cap.push(samples[len(samples) // 2:])
-    with qtbot.waitSignal(d.finished, timeout=30000) as blocker:
-        qtbot.mouseClick(d.record_button, Qt.LeftButton)  # Stop
-    return blocker.args[0]
 
 
 def test_text_grows_while_speaking_and_stop_transcribes_everything(qtbot, make_window, fake_mic, speech, offline):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from x11_helpers import die_with_parent, have, start_xvfb, stop
+from x11_helpers import have, start_pulse, start_xvfb, stop
 
 HERE = Path(__file__).parent
 BACKENDS = ["reference", "gpu"]
@@ -36,18 +36,9 @@ def desktop(app_dirs):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), HOME=str(app_dirs["home"]))
     env.pop("PULSE_SERVER", None)
     xvfb, display = start_xvfb()
-    pulse = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--load=module-native-protocol-unix",
-         "--load=module-null-sink sink_name=vsink rate=16000 channels=1",
-         "--load=module-remap-source source_name=vmic master=vsink.monitor"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    pulse = start_pulse(env, ["module-null-sink sink_name=vsink rate=16000 channels=1",
+                              "module-remap-source source_name=vmic master=vsink.monitor"], "vmic")
     try:
-        deadline = time.monotonic() + 15
-        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-            if time.monotonic() > deadline or pulse.poll() is not None:
-                pytest.fail("PulseAudio did not start")
-            time.sleep(0.1)
-        subprocess.run(["pactl", "set-default-source", "vmic"], env=env, check=True)
         env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_SESSION_TYPE="x11")
         env.pop("WAYLAND_DISPLAY", None)
         yield env

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QGuiApplication
 
 from voxtral_desk.app.hotkey import (HotkeyManager, PlatformSupport, TextInjector, X11HotkeyListener,
-                                     map_missing_keysyms, parse_hotkey, platform_support)
-from x11_helpers import have, start_target, start_xvfb, stop, xdotool
+                                     map_missing_keysyms, parse_hotkey, paste_keys_for, platform_support)
+from x11_helpers import die_with_parent, focus_window, have, start_target, start_xvfb, stop, xdotool
 
 X11 = {"DISPLAY": ":5"}
 
@@ -132,8 +135,70 @@ def test_characters_missing_from_the_layout_are_mapped_once(xserver):
 
 
 def test_unknown_key_is_reported(qtbot, xserver):
-    assert HotkeyManager().start("ctrl+NoSuchKey") == "Hotkey: the key “NoSuchKey” does not exist on this keyboard"
+    assert HotkeyManager().start("ctrl+NoSuchKey").startswith("Hotkey: there is no key called “NoSuchKey”")
 
 
 def test_display_env_is_redirected_only_inside_the_fixture(xserver):
     assert os.environ["DISPLAY"] == xserver
+
+
+def test_terminals_get_their_own_paste_keys():
+    assert paste_keys_for(("xterm", "XTerm"), "ctrl+v") == ("shift+Insert", True)
+    assert paste_keys_for(("gnome-terminal-server", "Gnome-terminal"), "ctrl+v") == ("ctrl+shift+v", False)
+    assert paste_keys_for(("kitty", "kitty"), "ctrl+v") == ("ctrl+shift+v", False)
+    assert paste_keys_for(("gedit", "Gedit"), "ctrl+v") == ("ctrl+v", False)
+    assert paste_keys_for(("xterm", "XTerm"), "super+v") == ("super+v", False)  # the user's own choice stands
+
+
+def test_with_no_focused_window_the_text_stays_on_the_clipboard(qtbot):
+    injector = TextInjector(PlatformSupport(True, True, ""), focused=lambda: None)
+    with qtbot.waitSignal(injector.finished) as blocker:
+        injector.inject("nowhere to go", "paste")
+    assert injector.failed and "No application has the keyboard focus" in blocker.args[0]
+    assert QGuiApplication.clipboard().text() == "nowhere to go"
+
+
+def _paste_with_driver(display, text, keys="ctrl+v"):
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
+    driver = Path(__file__).with_name("inject_driver.py")
+    done = subprocess.run([sys.executable, str(driver), text, "paste", keys], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return done.stdout.splitlines()
+
+
+def test_paste_into_xterm_arrives_instead_of_a_literal_ctrl_v(xserver, tmp_path):
+    if have("xterm"):
+        pytest.skip("needs xterm (scripts/setup.sh test installs it)")
+    out = tmp_path / "typed.txt"
+    # xterm running a program that writes every byte it reads, as a shell prompt would show it.
+    term = subprocess.Popen(["xterm", "-T", "voxtral-xterm", "-e", "sh", "-c", f"stty -icanon -echo; cat > {out}"],
+                            env=dict(os.environ, DISPLAY=xserver), preexec_fn=die_with_parent)
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        focus_window(xserver, "voxtral-xterm")
+        text = "echo héllo wörld"
+        lines = _paste_with_driver(xserver, text)
+        assert lines[0] == f"Pasted {len(text)} characters into XTerm (shift+Insert)." and lines[1] == "ok"
+        deadline = time.monotonic() + 10
+        while out.read_bytes().decode("utf-8", "replace") != text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.read_bytes().decode("utf-8", "replace") == text  # not "^V"
+    finally:
+        stop(term)
+
+
+def test_paste_into_a_qt_text_field(xserver, tmp_path):
+    out = tmp_path / "target.txt"
+    target = start_target(xserver, out)
+    try:
+        text = "pasted, not typed: ça va ✓"
+        lines = _paste_with_driver(xserver, text)
+        assert lines[0].startswith(f"Pasted {len(text)} characters into ") and lines[0].endswith("(ctrl+v).")
+        deadline = time.monotonic() + 10
+        while out.read_text() != text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.read_text() == text
+    finally:
+        stop(target)

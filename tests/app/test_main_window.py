@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QLabel
 
+from app_fakes import dictate
 from voxtral_desk.app.history import History
 from voxtral_desk.app.hotkey import PlatformSupport
 from voxtral_desk.app.main_window import NO_MODEL_TEXT
@@ -17,7 +18,10 @@ def test_first_run_without_a_model_leads_to_the_model_manager(qtbot, make_window
     assert window.engine is None and window.loader is None
     assert window.banner.isVisible() and window.banner.text == NO_MODEL_TEXT
     assert window.model_label.text() == "No model"
-    # Start without a model: no crash, the model manager opens.
+    # The model manager opens by itself on a first run.
+    qtbot.waitUntil(lambda: window.model_dialog is not None and window.model_dialog.isVisible(), timeout=5000)
+    window.model_dialog.close()
+    # Start without a model: no crash, the model manager opens again.
     qtbot.mouseClick(window.dictation.record_button, Qt.LeftButton)
     dialog = window.model_dialog
     assert dialog is not None and dialog.isVisible()
@@ -38,7 +42,7 @@ def test_first_run_without_a_model_leads_to_the_model_manager(qtbot, make_window
 def test_files_dropped_before_a_model_wait_for_it(qtbot, make_window, speech_wav, tiny_model):
     window = make_window(model_path="")
     window.files.add_files([str(speech_wav)])
-    assert "waiting for the model" in window.files.jobs[0].item.text(2)
+    assert "waiting for the model" in window.files.item(window.files.jobs[0]).text(2)
     window.model_dialog.close()
     window.use_model(str(tiny_model))
     qtbot.waitUntil(lambda: window.files.jobs[0].status == "done", timeout=30000)
@@ -111,6 +115,27 @@ def test_settings_dialog_rejects_a_bad_hotkey(qtbot, make_window):
     assert not ok.isEnabled() and "not a key combination" in dialog.hotkey_error.text()
     dialog.hotkey_edit.setText("ctrl+alt+h")
     assert ok.isEnabled()
+    place = ok.mapTo(dialog, ok.rect().topLeft())
+    dialog.hotkey_edit.setText("ctrl+banana")  # a key that does not exist is refused before OK
+    assert not ok.isEnabled() and "no key called “banana”" in dialog.hotkey_error.text()
+    assert ok.mapTo(dialog, ok.rect().topLeft()) == place  # the message does not move the buttons
+    dialog.reject()
+
+
+def test_the_hotkey_is_recorded_by_pressing_it(qtbot, make_window):
+    window = make_window(support=PlatformSupport(True, True, ""))
+    window.hotkeys.stop()
+    dialog = window.open_settings()
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    qtbot.mouseClick(dialog.record_button, Qt.LeftButton)
+    assert dialog.hotkey_edit.recording and not ok.isEnabled()
+    qtbot.keyClick(dialog.hotkey_edit, Qt.Key_Control, Qt.ControlModifier)  # a modifier alone: still waiting
+    assert dialog.hotkey_edit.recording
+    qtbot.keyClick(dialog.hotkey_edit, Qt.Key_F9, Qt.ControlModifier | Qt.AltModifier)
+    assert dialog.hotkey_edit.text() == "ctrl+alt+F9" and ok.isEnabled()
+    qtbot.mouseClick(dialog.record_button, Qt.LeftButton)
+    qtbot.keyClick(dialog.hotkey_edit, Qt.Key_Escape)  # changed their mind: the old one stays
+    assert dialog.hotkey_edit.text() == "ctrl+alt+F9" and not dialog.hotkey_edit.recording
     dialog.reject()
 
 
@@ -126,8 +151,8 @@ def test_a_corrupt_settings_file_is_reported_at_start(qtbot, app_dirs, tiny_mode
     qtbot.addWidget(window)
     window.show()
     window.start(store.messages)
-    assert window.notice.isVisible() and "could not be read" in window.notice.text
-    assert "settings.json.bak" in window.notice.text
+    assert (b := window.notices.banner("startup")) and "could not be read" in b.text
+    assert "settings.json.bak" in b.text
     window.shutdown()
 
 
@@ -137,7 +162,7 @@ def test_recovered_dictations_are_announced(qtbot, make_window):
     h.update(entry, "words before the crash", 2.0)
     del h
     window = make_window()
-    assert window.notice.isVisible() and "still recording when Voxtral Desk last stopped" in window.notice.text
+    assert (b := window.notices.banner("startup")) and "still recording when Voxtral Desk last stopped" in b.text
     window.tabs.setCurrentWidget(window.history_panel)
     panel = window.history_panel
     assert panel.list.count() == 1 and "recovered" in panel.list.item(0).text()
@@ -220,3 +245,112 @@ def test_push_to_talk_dictates_and_delivers_the_text(qtbot, make_window, fake_mi
     with qtbot.waitSignal(window.dictation.finished, timeout=30000):
         window.dictation.stop()
     assert QGuiApplication.clipboard().text() == "untouched"
+
+
+def test_a_history_that_cannot_be_written_is_announced_and_saved_later(qtbot, make_window, fake_mic, speech):
+    import sqlite3
+
+    window = make_window()
+    window.history._db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(window.history.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    d = window.dictation
+    dictate(qtbot, window, fake_mic, speech)
+    assert d.text().strip() == d.last_result.text  # the text is shown as always
+    window._check_history()
+    assert (b := window.notices.banner("history")) and "cannot be saved right now" in b.text
+    other.execute("ROLLBACK")
+    window._check_history()
+    assert window.notices.banner("history") is None
+    assert History().entries()[0].text == d.last_result.text
+
+
+def test_a_fixed_hotkey_takes_its_warning_with_it(qtbot, make_window, monkeypatch):
+    window = make_window(support=PlatformSupport(True, True, ""))
+    monkeypatch.setattr(window.hotkeys, "start", lambda text, support: None if text == "F9" else
+                        "Hotkey: ctrl+alt+space is already used by another application; choose another hotkey")
+    window.apply_hotkey()
+    assert (b := window.notices.banner("hotkey")) and "already used" in b.text
+    new = SettingsStore().load()
+    new.hotkey = "F9"
+    window.apply_settings(new)
+    assert window.notices.banner("hotkey") is None and window.hotkey_label.text() == "Hold F9 to dictate"
+
+
+def test_the_window_comes_back_where_it_was(qtbot, make_window):
+    window = make_window()
+    window.resize(760, 520)  # the offscreen screen is 800 x 600
+    window.quit()
+    again = make_window()
+    assert (again.width(), again.height()) == (760, 520)
+
+
+def test_copy_save_and_export_say_what_they_did(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.dictation.editor.setPlainText("some words")
+    qtbot.mouseClick(window.dictation.copy_button, Qt.LeftButton)
+    assert window.toast.isVisible() and window.toast.text() == "Copied to the clipboard."
+    window.dictation.save_text(tmp_path / "d.txt")
+    assert window.toast.text() == f"Saved to {tmp_path / 'd.txt'}."
+
+
+def test_the_model_text_in_the_status_bar_is_shortened_not_cut(qtbot, make_window):
+    window = make_window()
+    label = window.model_label
+    label.setText("Model: a-model-with-a-really-long-name-that-does-not-fit · gpu: llvmpipe (LLVM 15.0.6, 256 bits)")
+    label.resize(200, label.height())
+    assert label.toolTip() == label.text() and "…" in QLabel.text(label)
+
+
+def _installed(tiny_model):
+    from voxtral_desk.models.store import ModelStore
+
+    store = ModelStore()
+    return store, store.import_path(tiny_model)
+
+
+def test_a_truncated_model_is_named_and_repaired_from_where_it_came(qtbot, make_window, tiny_model):
+    store, model = _installed(tiny_model)
+    gguf = next(model.path.glob("*.gguf"))
+    gguf.write_bytes(gguf.read_bytes()[:150000])
+    window = make_window(model_path="")
+    assert window.engine is None and window.loader is None  # not even tried: the sizes already say it
+    assert window.banner.kind == "error"
+    assert f"{gguf.name} has 150000 bytes" in window.banner.text and "Import it again from" in window.banner.text
+    with qtbot.waitSignal(window.engine_ready, timeout=60000):
+        qtbot.mouseClick(window.banner.button("repair"), Qt.LeftButton)
+    assert window.engine is not None and store.find(model.name).verified
+
+
+def test_same_size_damage_is_found_after_loading(qtbot, make_window, tiny_model):
+    store, model = _installed(tiny_model)
+    gguf = next(model.path.glob("*.gguf"))
+    window = make_window(model_path="")
+    assert window.engine is not None
+    qtbot.waitUntil(lambda: window.model_check is None or window.model_check.isFinished(), timeout=20000)
+    data = bytearray(gguf.read_bytes())
+    data[-100] ^= 0xFF  # inside the last tensor's data: loads without an error
+    gguf.write_bytes(bytes(data))
+    window.load_model()  # e.g. the next start
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.banner.kind == "error", timeout=30000)
+    assert f"{gguf.name} does not match its SHA-256" in window.banner.text
+    assert window.engine is None and window.banner.button("repair") is not None
+    assert not store.find(model.name).verified  # remembered: the next start says it before loading
+
+
+def test_removing_the_model_in_use_unloads_it(qtbot, make_window, tiny_model, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    store, model = _installed(tiny_model)
+    window = make_window(model_path="")
+    assert window.engine is not None
+    window.open_model_manager()
+    dialog = window.model_dialog
+    dialog.select(model.name)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    dialog.remove_selected()
+    assert window.engine is None and window.model_label.text() == "No model"
+    assert window.banner.text == NO_MODEL_TEXT and window.dictation.state_label.text() == "No model"
+    window.shutdown()
+    again = make_window(model_path=str(model.path))  # a setting still naming it: the first-run state, not an error
+    assert again.banner.text == NO_MODEL_TEXT and again.banner.kind == "info"

@@ -55,3 +55,20 @@ def test_delay_limits():
     for ms, ok in ((80, True), (2400, True), (2480, False), (0, False), (160, True), (100, False)):
         s = Settings(delay_ms=ms)
         assert (s.validate() == []) is ok, ms
+
+
+def test_deeply_nested_json_gives_defaults_and_a_backup():
+    # json.loads raises RecursionError, not ValueError, on thousands of nested brackets.
+    store = SettingsStore()
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text("[" * 200000 + "]" * 200000, encoding="utf-8")
+    assert store.load() == Settings()
+    assert "could not be read" in store.messages[0]
+    assert store.path.with_name("settings.json.bak").exists() and not store.path.exists()
+
+
+def test_a_settings_file_that_is_a_folder_gives_defaults():
+    store = SettingsStore()
+    store.path.mkdir(parents=True)
+    assert store.load() == Settings()
+    assert "could not be read" in store.messages[0]

@@ -181,7 +181,7 @@ def test_file_errors_are_per_file(qtbot, engine_host, tmp_path):
     with qtbot.waitSignal(thread.failed, timeout=10000) as blocker:
         thread.start()
     thread.wait()
-    assert "cannot read audio" in blocker.args[0].lower()
+    assert "not an audio file voxtral desk can read" in blocker.args[0].lower()
     missing = FileThread(engine_host, str(tmp_path / "gone.wav"), 480)
     with qtbot.waitSignal(missing.failed, timeout=10000) as blocker:
         missing.start()
@@ -228,3 +228,48 @@ def test_long_files_are_streamed_in_bounded_memory(qtbot, engine_host, tmp_path)
             tracemalloc.stop()
         assert blocker.args[0].meta["duration"] == seconds
     assert peaks[80] - peaks[20] < 2_000_000, peaks
+
+
+def _locked(path):
+    import sqlite3
+
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another program holds the history's write lock
+    return other
+
+
+def test_a_locked_history_never_stops_a_dictation(qtbot, engine_host, speech, offline, tmp_path):
+    history = History(tmp_path / "h.sqlite3", timeout=0.05)
+    other = _locked(tmp_path / "h.sqlite3")
+    cap = FakeCapture()
+
+    def talk(thread, partials):
+        cap.push(speech)
+        qtbot.waitUntil(lambda: len(partials) >= 1, timeout=10000)
+
+    result, _ = run_dictation(qtbot, engine_host, cap, talk, history)
+    assert ids(result.tokens) == ids(offline(speech)) and result.device_error is None
+    kept = history.get(result.history_id)
+    assert kept.text == result.text and kept.status == "done" and history.pending
+    other.execute("ROLLBACK")
+    assert history.retry()
+    assert History(tmp_path / "h.sqlite3").entries()[0].text == result.text
+    history.close()
+
+
+def test_a_locked_history_never_loses_a_file_transcript(qtbot, engine_host, speech_wav, tmp_path):
+    history = History(tmp_path / "h.sqlite3", timeout=0.05)
+    other = _locked(tmp_path / "h.sqlite3")
+    done = []
+    thread = FileThread(engine_host, str(speech_wav), 480, history)
+    thread.transcribed.connect(lambda t, hid: done.append((t, hid)))
+    with qtbot.waitSignal(thread.finished, timeout=60000):
+        thread.start()
+    transcript, entry_id = done[0]
+    assert history.get(entry_id).text == transcript.text
+    other.execute("ROLLBACK")
+    assert history.retry()
+    again = History(tmp_path / "h.sqlite3")
+    kept = again.get(again.entries()[0].id)
+    assert kept.text == transcript.text and kept.transcript == transcript.to_json_record()
+    history.close()

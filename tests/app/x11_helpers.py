@@ -78,5 +78,21 @@ def wait_until(app, condition, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
+def start_pulse(env: dict, modules: list[str], default_source: str) -> subprocess.Popen:
+    """A PulseAudio server for env's XDG_RUNTIME_DIR with the given modules (--load arguments), answering
+    and with `default_source` as its default microphone; RuntimeError when it does not start."""
+    pulse = subprocess.Popen(["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1",
+                              "--load=module-native-protocol-unix", *(f"--load={m}" for m in modules)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or pulse.poll() is not None:
+            stop(pulse)
+            raise RuntimeError("PulseAudio did not start")
+        time.sleep(0.1)
+    subprocess.run(["pactl", "set-default-source", default_source], env=env, check=True)
+    return pulse
+
+
 def have(*binaries: str) -> list[str]:
     return [b for b in binaries if shutil.which(b) is None]

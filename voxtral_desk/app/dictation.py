@@ -12,13 +12,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QGuiApplication, QTextCursor
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from .audio_capture import CaptureError, InputDevice
 from .resources import icon
-from .settings import DELAY_MAX_MS, DELAY_MIN_MS, DELAY_STEP_MS, Settings, data_dir
-from .widgets import Banner, LevelMeter, format_clock
+from .settings import Settings, data_dir
+from .widgets import Banner, DelaySpinBox, LevelMeter, fill_device_combo, format_clock
 from .workers import DictationResult, DictationThread, EngineHost
 
 STATE_TEXT = {
@@ -27,22 +27,6 @@ STATE_TEXT = {
     "recording": ("● Recording", "#ffffff", "#e5484d"),
     "finishing": ("Finishing…", "#8a5a00", "#fff3d6"),
 }
-
-
-class DelaySpinBox(QSpinBox):
-    """80-2400 ms in 80 ms steps; a typed value snaps to the nearest step instead of being rejected."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setRange(DELAY_MIN_MS, DELAY_MAX_MS)
-        self.setSingleStep(DELAY_STEP_MS)
-        self.setSuffix(" ms")
-        self.setKeyboardTracking(False)
-        self.setAccelerated(True)
-
-    def valueFromText(self, text: str) -> int:
-        value = super().valueFromText(text)
-        return min(max(round(value / DELAY_STEP_MS) * DELAY_STEP_MS, DELAY_MIN_MS), DELAY_MAX_MS)
 
 
 class DictationWidget(QWidget):
@@ -172,24 +156,14 @@ class DictationWidget(QWidget):
     def reload_devices(self, refresh: bool = True) -> None:
         if self.thread is not None:
             return  # PortAudio cannot re-scan while a stream is open
-        self.device_combo.clear()
-        self.device_combo.addItem("System default", "")
         try:
             devices = self.device_lister(refresh)
         except CaptureError as e:
             devices = []
             self.banner.show_message(str(e), "warning")
-        for d in devices:
-            self.device_combo.addItem(d.name + ("  (system default)" if d.is_default else ""), d.name)
-        wanted = self.settings.input_device
-        index = self.device_combo.findData(wanted)
-        if index < 0:
-            # Keep the user's choice visible even while that device is unplugged.
-            self.device_combo.addItem(f"{wanted}  (not connected)", wanted)
-            index = self.device_combo.count() - 1
-        self.device_combo.setCurrentIndex(index)
+        fill_device_combo(self.device_combo, devices, self.settings.input_device)
         if refresh:
-            self.message.emit(f"{len(devices)} microphone(s) found.")
+            self.message.emit(f"{len(devices)} microphone{'s' if len(devices) != 1 else ''} found.")
 
     def _device_chosen(self, index: int) -> None:
         self.settings.input_device = self.device_combo.itemData(index) or ""

@@ -1,57 +1,33 @@
-"""File transcription tab: a queue of dropped or picked audio files, one FileThread at a time.
+"""File transcription tab: the view of the file queue (file_queue.FileQueue holds its state), one
+FileThread at a time.
 
 Each file has its own status, progress and error; a file that fails or is cancelled never stops the
-others. A finished file's transcript can be viewed and exported as TXT, SRT, VTT or JSON (timestamps on
-the model's 80 ms token grid, from transcript.Transcript). Files are read in 10 s blocks by the pipeline,
-so an hour-long file never sits in memory; only its tokens do.
+others. A dictation pauses the running file where it is; it continues from there afterwards. A finished
+file's transcript can be viewed and exported as TXT, SRT, VTT or JSON (timestamps on the model's 80 ms
+token grid, from transcript.Transcript), also after a restart: the queue and its transcripts are kept.
+Files are read in 10 s blocks by the pipeline, so an hour-long file never sits in memory; only its tokens do.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
-from ..transcript import FORMATS, Transcript
+from ..fileio import write_atomic
+from ..transcript import FORMATS, Transcript, export_names
+from .file_queue import ACTIVE, AUDIO_EXTENSIONS, FINISHED, FileJob, FileQueue, Status
 from .settings import Settings
-from .widgets import Banner, format_clock
+from .widgets import STATUS_COLORS, Banner, format_clock
 from .workers import EngineHost, FileThread
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 AUDIO_FILTER = "Audio files (" + " ".join(f"*{e}" for e in sorted(AUDIO_EXTENSIONS)) + ");;All files (*)"
-STATUS_COLORS = {"queued": "#5b6472", "running": "#1d6fd8", "done": "#2b8a3e", "failed": "#c92a2a",
-                 "cancelled": "#8a5a00"}
 COL_FILE, COL_LENGTH, COL_STATUS, COL_PROGRESS = range(4)
 FORMATS_ORDER = [f for f in ("txt", "srt", "vtt", "json") if f in FORMATS]
-
-
-@dataclass
-class FileJob:
-    path: str
-    item: QTreeWidgetItem
-    bar: QProgressBar
-    status: str = "queued"  # queued, running, done, failed, cancelled
-    progress: float = 0.0
-    duration: float | None = None
-    transcript: Transcript | None = None
-    error: str = ""
-    note: str = ""  # e.g. "paused for dictation"
-
-
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given; folders become the audio files inside them (recursively, sorted)."""
-    out: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            out.append(str(p))
-    return out
 
 
 class FileTable(QTreeWidget):
@@ -111,15 +87,23 @@ class FileQueueWidget(QWidget):
     job_finished = Signal(object)  # FileJob, when it reaches done / failed / cancelled
 
     def __init__(self, settings: Settings, engine_provider: Callable[[], EngineHost | None], history=None,
-                 parent=None):
+                 queue: FileQueue | None = None, parent=None):
         super().__init__(parent)
         self.settings = settings
         self.engine_provider = engine_provider
         self.history = history
-        self.jobs: list[FileJob] = []
+        self.queue = queue or FileQueue()
+        self.rows: dict[FileJob, tuple[QTreeWidgetItem, QProgressBar]] = {}
         self.thread: FileThread | None = None
         self._running: FileJob | None = None
         self._build()
+        for job in self.queue.jobs:  # brought back from the last session
+            self._add_row(job)
+        self._selection_changed()
+
+    @property
+    def jobs(self) -> list[FileJob]:
+        return self.queue.jobs
 
     def _build(self) -> None:
         root = QVBoxLayout(self)
@@ -199,30 +183,39 @@ class FileQueueWidget(QWidget):
             buttons.addWidget(b)
             self.export_buttons[fmt] = b
         root.addLayout(buttons)
-        self._selection_changed()
 
     # -- queue ---------------------------------------------------------------------------------------
+    def _add_row(self, job: FileJob) -> None:
+        item = QTreeWidgetItem([Path(job.path).name, "—", "", ""])
+        item.setToolTip(COL_FILE, job.path)
+        self.table.addTopLevelItem(item)
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setTextVisible(True)
+        bar.setMaximumHeight(18)
+        self.table.setItemWidget(item, COL_PROGRESS, bar)
+        self.rows[job] = (item, bar)
+        self._show(job)
+
+    def item(self, job: FileJob) -> QTreeWidgetItem:
+        return self.rows[job][0]
+
     def add_files(self, paths: list[str]) -> list[FileJob]:
-        added = []
-        for path in expand_paths(paths):
-            item = QTreeWidgetItem([Path(path).name, "—", "", ""])
-            item.setToolTip(COL_FILE, path)
-            self.table.addTopLevelItem(item)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setTextVisible(True)
-            bar.setFormat("%p%")
-            bar.setMaximumHeight(18)
-            self.table.setItemWidget(item, COL_PROGRESS, bar)
-            job = FileJob(path, item, bar)
-            self.jobs.append(job)
-            self._show(job)
-            added.append(job)
+        added, skipped = self.queue.add(paths)
+        for job in added:
+            self._add_row(job)
+        notes = []
         if added:
-            self.message.emit(f"{len(added)} file(s) added to the queue.")
-            self._start_next()
+            notes.append(f"{len(added)} file{'s' if len(added) != 1 else ''} added to the queue.")
+        if skipped:
+            notes.append(f"{len(skipped)} already waiting in the queue.")
+        if notes:
+            self.message.emit(" ".join(notes))
         elif paths:
             self.message.emit("No audio files found in what was dropped.")
+        self._report_save_error()
+        if added:
+            self._start_next()
         return added
 
     def add_files_dialog(self) -> None:
@@ -239,40 +232,59 @@ class FileQueueWidget(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.thread is not None or any(j.status == "queued" for j in self.jobs)
+        return self.thread is not None or self.queue.next_job() is not None
+
+    def _set(self, job: FileJob, status: Status, **kw) -> None:
+        self.queue.set_status(job, status, **kw)
+        self._show(job)
+        self._report_save_error()
 
     def _start_next(self) -> None:
         if self.thread is not None:
             return
-        job = next((j for j in self.jobs if j.status == "queued"), None)
+        job = self.queue.next_job()
         if job is None:
             self.busy_changed.emit(False)
             return
         engine = self.engine_provider()
         if engine is None:
             for j in self.jobs:
-                if j.status == "queued":
+                if j.status == Status.QUEUED:
                     j.note = "waiting for the model"
                     self._show(j)
             self.model_needed.emit()
             return
-        job.status, job.progress, job.note, job.error = "running", 0.0, "", ""
-        thread = FileThread(engine, job.path, self.settings.delay_ms, self.history)
+        resume = job.paused
+        if resume is None:
+            job.progress = 0.0
+        self._set(job, Status.WAITING, note="")
+        thread = FileThread(engine, job.path, self.settings.delay_ms, self.history, resume=resume)
+        thread.running.connect(lambda j=job: self._on_running(j))
+        thread.waiting.connect(lambda j=job: self._on_waiting(j))
         thread.info.connect(lambda d, j=job: self._on_info(j, d))
         thread.progress.connect(lambda f, j=job: self._on_progress(j, f))
-        thread.transcribed.connect(lambda t, j=job: self._on_transcribed(j, t))
+        thread.transcribed.connect(lambda t, hid, j=job: self._on_transcribed(j, t, hid))
         thread.failed.connect(lambda m, j=job: self._on_failed(j, m))
         thread.cancelled.connect(lambda j=job: self._on_cancelled(j))
-        thread.interrupted.connect(lambda j=job: self._on_interrupted(j))
+        thread.interrupted.connect(lambda state, j=job: self._on_interrupted(j, state))
         thread.finished.connect(self._on_thread_finished)
         self.thread, self._running = thread, job
-        self._show(job)
         self.busy_changed.emit(True)
         thread.start()
 
     def _on_thread_finished(self) -> None:
         self.thread, self._running = None, None
+        self._selection_changed()
         self._start_next()
+
+    def _on_running(self, job: FileJob) -> None:
+        if job.status == Status.WAITING:
+            self._set(job, Status.RUNNING)
+
+    def _on_waiting(self, job: FileJob) -> None:
+        if job.status == Status.WAITING and job.paused is None:  # (a paused file already says so)
+            job.note = "until the dictation ends"
+            self._show(job)
 
     def _on_info(self, job: FileJob, duration: float) -> None:
         job.duration = duration
@@ -282,47 +294,54 @@ class FileQueueWidget(QWidget):
         job.progress = fraction
         self._show(job)
 
-    def _on_transcribed(self, job: FileJob, transcript: Transcript) -> None:
-        job.status, job.transcript, job.progress = "done", transcript, 1.0
+    def _on_transcribed(self, job: FileJob, transcript: Transcript, history_id) -> None:
+        self.queue.finish(job, transcript, history_id)
         self._show(job)
         self._selection_changed()
         self.job_finished.emit(job)
 
     def _on_failed(self, job: FileJob, message: str) -> None:
-        job.status, job.error = "failed", message
-        self._show(job)
+        self._set(job, Status.FAILED, error=message)
+        self._selection_changed()
         self.job_finished.emit(job)
 
     def _on_cancelled(self, job: FileJob) -> None:
-        job.status = "cancelled"
-        self._show(job)
+        self._set(job, Status.CANCELLED)
+        self._selection_changed()
         self.job_finished.emit(job)
 
-    def _on_interrupted(self, job: FileJob) -> None:
-        # A dictation took the engine; this file starts again from the beginning once it is done.
-        job.status, job.progress, job.note = "queued", 0.0, "paused for dictation, restarts after it"
-        self._show(job)
+    def _on_interrupted(self, job: FileJob, state: object) -> None:
+        # A dictation took the engine; the file continues from where it stopped once it is done.
+        if job.status == Status.CANCELLING:  # cancelled while it was yielding
+            self._set(job, Status.CANCELLED)
+            self.job_finished.emit(job)
+        else:
+            self.queue.pause(job, state)
+            self._show(job)
+        self._selection_changed()
+
+    def _report_save_error(self) -> None:
+        if self.queue.save_error:
+            self.banner.show_message(f"{self.queue.save_error[:1].upper()}{self.queue.save_error[1:]}: it is "
+                                     "forgotten if Voxtral Desk is closed.", "warning")
 
     def _show(self, job: FileJob) -> None:
-        item = job.item
+        if job not in self.rows:
+            return
+        item, bar = self.rows[job]
         item.setText(COL_LENGTH, format_clock(job.duration) if job.duration is not None else "—")
-        label = {"queued": "Queued", "running": "Transcribing…", "done": "Done", "failed": "Failed",
-                 "cancelled": "Cancelled"}[job.status]
-        if job.status == "failed":
-            label = f"Failed: {job.error}"
-        elif job.note:
-            label = f"{label} ({job.note})"
-        item.setText(COL_STATUS, label)
-        item.setToolTip(COL_STATUS, job.error or label)
-        item.setForeground(COL_STATUS, QColor(STATUS_COLORS[job.status]))
-        job.bar.setValue(int(job.progress * 1000))
-        job.bar.setEnabled(job.status in ("running", "done"))
-        job.bar.setFormat("%p%" if job.status in ("running", "done") else "")
+        item.setText(COL_STATUS, job.label)
+        item.setToolTip(COL_STATUS, job.error or job.label)
+        item.setForeground(COL_STATUS, QColor(STATUS_COLORS[job.status.value]))
+        bar.setValue(int(job.progress * 1000))
+        shown = job.status in (Status.RUNNING, Status.DONE, Status.PAUSED, Status.CANCELLING) or job.progress > 0
+        bar.setEnabled(shown)
+        bar.setFormat("%p%" if shown else "")
 
     # -- selection actions --------------------------------------------------------------------------
     def selected_jobs(self) -> list[FileJob]:
         selected = set(id(i) for i in self.table.selectedItems())
-        return [j for j in self.jobs if id(j.item) in selected]
+        return [j for j in self.jobs if j in self.rows and id(self.rows[j][0]) in selected]
 
     def _job_for_current(self) -> FileJob | None:
         jobs = self.selected_jobs()
@@ -333,7 +352,7 @@ class FileQueueWidget(QWidget):
         if job is not None and job.transcript is not None:
             self.preview_label.setText(f"Transcript — {Path(job.path).name}")
             self.preview.setPlainText(job.transcript.text)
-        elif job is not None and job.status == "failed":
+        elif job is not None and job.status == Status.FAILED:
             self.preview_label.setText(f"Error — {Path(job.path).name}")
             self.preview.setPlainText(job.error)
         else:
@@ -342,9 +361,11 @@ class FileQueueWidget(QWidget):
         for b in self.export_buttons.values():
             b.setEnabled(job is not None and job.transcript is not None)
         jobs = self.selected_jobs()
-        self.cancel_button.setEnabled(any(j.status in ("queued", "running") for j in jobs))
-        self.retry_button.setEnabled(any(j.status in ("failed", "cancelled") for j in jobs))
-        self.remove_button.setEnabled(any(j.status != "running" for j in jobs))
+        self.cancel_button.setEnabled(any(j.status not in FINISHED and j.status != Status.CANCELLING for j in jobs))
+        self.retry_button.setEnabled(any(j.status in (Status.FAILED, Status.CANCELLED) for j in jobs))
+        self.remove_button.setEnabled(any(j.status not in ACTIVE for j in jobs))
+        self.clear_button.setEnabled(any(j.status in FINISHED for j in self.jobs))
+        self.export_all_button.setEnabled(any(j.transcript is not None for j in self.jobs))
 
     def cancel_selected(self) -> None:
         for job in self.selected_jobs():
@@ -352,46 +373,48 @@ class FileQueueWidget(QWidget):
         self._selection_changed()
 
     def cancel(self, job: FileJob) -> None:
-        if job is self._running and self.thread is not None:
+        was = job.status
+        if self.queue.cancel(job) and job is self._running and self.thread is not None:
             self.thread.cancel()  # the thread reports cancelled() at its next block
-        elif job.status == "queued":
-            job.status = "cancelled"
-            self._show(job)
+        self._show(job)
+        if job.status == Status.CANCELLED and was != Status.CANCELLED:
             self.job_finished.emit(job)
 
-    def cancel_all(self) -> None:
-        for job in self.jobs:
-            self.cancel(job)
+    def stop_for_quit(self) -> None:
+        """The app quits: stop the running file, but keep the queue on disk as it is, so that unfinished
+        files start again at the next start."""
+        self.queue.save()
+        self.queue.state_path = None  # what the stopping worker reports is not saved
+        if self.thread is not None:
+            self.thread.cancel()
 
     def retry_selected(self) -> None:
         for job in self.selected_jobs():
-            if job.status in ("failed", "cancelled"):
-                job.status, job.progress, job.error, job.note = "queued", 0.0, "", ""
+            if self.queue.retry(job):
                 self._show(job)
         self._selection_changed()
         self._start_next()
 
     def remove_selected(self) -> None:
         for job in self.selected_jobs():
-            if job.status == "running":
-                continue
-            self.jobs.remove(job)
-            self.table.takeTopLevelItem(self.table.indexOfTopLevelItem(job.item))
+            if self.queue.remove(job):
+                self._drop_row(job)
         self._selection_changed()
 
     def clear_finished(self) -> None:
-        for job in [j for j in self.jobs if j.status in ("done", "failed", "cancelled")]:
-            self.jobs.remove(job)
-            self.table.takeTopLevelItem(self.table.indexOfTopLevelItem(job.item))
+        for job in self.queue.clear_finished():
+            self._drop_row(job)
         self._selection_changed()
+
+    def _drop_row(self, job: FileJob) -> None:
+        item, _bar = self.rows.pop(job)
+        self.table.takeTopLevelItem(self.table.indexOfTopLevelItem(item))
 
     # -- export --------------------------------------------------------------------------------------
     def export(self, job: FileJob, fmt: str, path: str | Path) -> Path:
         if job.transcript is None:
             raise ValueError(f"{job.path} has no transcript yet")
-        path = Path(path)
-        path.write_text(job.transcript.render(fmt), encoding="utf-8")
-        return path
+        return write_atomic(path, job.transcript.render(fmt))
 
     def export_selected_dialog(self, fmt: str) -> None:
         job = self._job_for_current()
@@ -399,6 +422,7 @@ class FileQueueWidget(QWidget):
             return
         folder = Path(self.settings.last_dir) if self.settings.last_dir else Path(job.path).parent
         start = str(folder / f"{Path(job.path).stem}.{fmt}")
+        # The platform's save dialog asks before replacing a file.
         path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.upper()}", start,
                                               f"{fmt.upper()} files (*.{fmt});;All files (*)")
         if not path:
@@ -415,11 +439,40 @@ class FileQueueWidget(QWidget):
         if folder:
             self.export_all(folder)
 
-    def export_all(self, folder: str | Path, formats: tuple[str, ...] = ("txt", "srt", "vtt", "json")) -> list[Path]:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        targets = [(job, fmt, Path(folder) / f"{Path(job.path).stem}.{fmt}")
-                   for job in self.jobs if job.transcript is not None for fmt in formats]
+    def export_all(self, folder: str | Path, formats: tuple[str, ...] = ("txt", "srt", "vtt", "json"),
+                   existing: str = "ask") -> list[Path]:
+        """Every finished transcript into `folder`, never two under one name (memo.ogg.srt and memo.mp3.srt
+        when stems collide). existing: what to do with files already there: "ask", "replace" or "skip"."""
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.banner.show_message(f"Cannot create the folder {folder}: {e.strerror or e}", "error")
+            return []
+        done = [j for j in self.jobs if j.transcript is not None]
+        targets = [(job, fmt, folder / name) for fmt in formats
+                   for job, name in zip(done, export_names([j.path for j in done], fmt))]
+        there = [t for t in targets if t[2].exists()]
+        if there and existing == "ask":
+            existing = self._ask_replace([t[2] for t in there], folder)
+        if existing == "cancel":
+            return []
+        if existing == "skip":
+            targets = [t for t in targets if not t[2].exists()]
         return self._write_exports(targets)
+
+    def _ask_replace(self, paths: list[Path], folder: Path) -> str:
+        """"replace", "skip" or "cancel"."""
+        names = ", ".join(p.name for p in paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+        box = QMessageBox(QMessageBox.Warning, "Replace files?",
+                          f"{len(paths)} file{'s' if len(paths) != 1 else ''} already exist{'' if len(paths) != 1 else 's'}"
+                          f" in {folder}: {names}.", parent=self)
+        replace = box.addButton("Replace", QMessageBox.DestructiveRole)
+        skip = box.addButton("Keep them, write the others", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return "replace" if clicked is replace else "skip" if clicked is skip else "cancel"
 
     def _write_exports(self, targets) -> list[Path]:
         written, errors = [], []
@@ -431,7 +484,8 @@ class FileQueueWidget(QWidget):
         if written:
             self.settings.last_dir = str(written[-1].parent)
             self.settings_changed.emit()
-            self.message.emit(f"Exported {len(written)} file(s) to {written[-1].parent}.")
+            what = written[0].name if len(written) == 1 else f"{len(written)} files"
+            self.message.emit(f"Exported {what} to {written[-1].parent}.")
         if errors:
             self.banner.show_message("Some exports failed: " + "; ".join(errors), "error")
         return written

@@ -2,7 +2,9 @@
 
 X11 only: the hotkey is a passive key grab on the root window (python-xlib), so it works whichever
 application has focus and the key never reaches that application. Text goes in with xdotool (typed,
-or pasted with the clipboard restored afterwards), or is just left on the clipboard.
+or pasted with the clipboard restored afterwards), or is just left on the clipboard. Pasting looks at the
+focused window first: terminals do not paste with Ctrl+V (xterm shows a literal ^V), so they get their
+own paste keys, and with no window to paste into the text stays on the clipboard and the user is told.
 
 Wayland does not let an application watch the keyboard or type into other windows, and Windows and
 macOS are not implemented yet; platform_support() says so in words the settings dialog shows, and the
@@ -20,12 +22,21 @@ from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QObject, QProcess, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QClipboard, QGuiApplication
 
 log = logging.getLogger(__name__)
 
 MODIFIER_NAMES = {"ctrl": "ctrl", "control": "ctrl", "alt": "alt", "shift": "shift", "super": "super",
                   "win": "super", "meta": "super", "cmd": "super"}
+DEFAULT_PASTE_KEYS = "ctrl+v"  # what pastes in most applications; never in a terminal
+# Terminals by their X11 window class (lower case). The classic ones paste the PRIMARY selection with
+# Shift+Insert and have no clipboard chord by default; the others paste the clipboard with Ctrl+Shift+V.
+PRIMARY_TERMINALS = {"xterm", "uxterm", "urxvt", "rxvt", "urxvt-unicode", "st", "st-256color", "eterm", "aterm"}
+CLIPBOARD_TERMINALS = {"gnome-terminal", "gnome-terminal-server", "org.gnome.console", "kgx", "konsole",
+                       "xfce4-terminal", "mate-terminal", "lxterminal", "qterminal", "terminator", "tilix",
+                       "alacritty", "kitty", "org.wezfurlong.wezterm", "wezterm", "guake", "tilda", "terminology",
+                       "sakura", "termite", "foot", "cool-retro-term", "hyper", "deepin-terminal", "ptyxis",
+                       "com.mitchellh.ghostty", "ghostty", "blackbox", "com.raggesilver.blackbox", "tabby"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,24 @@ def parse_hotkey(text: str) -> Hotkey:
     if key.lower() in MODIFIER_NAMES:
         raise ValueError("the combination needs a key that is not a modifier, e.g. ctrl+alt+space")
     return Hotkey(frozenset(MODIFIER_NAMES[m.lower()] for m in mods), key)
+
+
+def key_exists(name: str) -> bool:
+    """Whether `name` is a key an X keyboard can have (an X keysym name, as the grab looks it up)."""
+    try:
+        from Xlib import XK
+    except ImportError:  # not on X11: no key table to check against; the platform's hotkey layer checks
+        return bool(name)
+    return any(XK.string_to_keysym(v) for v in (name, name.capitalize(), name.upper(), name.lower()))
+
+
+def check_hotkey(text: str) -> Hotkey:
+    """parse_hotkey, and the key must exist: "ctrl+banana" is refused here, not after OK."""
+    hotkey = parse_hotkey(text)
+    if not key_exists(hotkey.key):
+        raise ValueError(f"there is no key called “{hotkey.key}”; press the keys you want, or write a key name "
+                         "such as space, F9, Pause or a letter")
+    return hotkey
 
 
 class X11HotkeyListener(threading.Thread):
@@ -220,7 +249,7 @@ class HotkeyManager(QObject):
         if not support.hotkey:
             return support.message
         try:
-            hotkey = parse_hotkey(hotkey_text)
+            hotkey = check_hotkey(hotkey_text)
         except ValueError as e:
             return f"Hotkey: {e}"
         self._listener = X11HotkeyListener(hotkey, self.pressed.emit, self.released.emit, self.error.emit)
@@ -239,21 +268,60 @@ class HotkeyManager(QObject):
             self._listener = None
 
 
+def focused_window_class(display_name: str | None = None) -> tuple[str, str] | None:
+    """(instance, class) from WM_CLASS of the X11 window with the keyboard focus (or of its nearest
+    ancestor that has one); None when no application window has the focus."""
+    from Xlib import X, display
+
+    d = display.Display(display_name)
+    try:
+        window = d.get_input_focus().focus
+        root = d.screen().root
+        for _ in range(16):  # the focus may sit on a child of the application's top-level window
+            if window in (X.NONE, X.PointerRoot) or not hasattr(window, "get_wm_class") or window == root:
+                return None
+            wm_class = window.get_wm_class()
+            if wm_class:
+                return str(wm_class[0]), str(wm_class[1])
+            window = window.query_tree().parent
+        return None
+    finally:
+        d.close()
+
+
+def paste_keys_for(window_class: tuple[str, str] | None, configured: str) -> tuple[str, bool]:
+    """(the keys that paste in that window, whether they paste the PRIMARY selection rather than the
+    clipboard). Keys the user chose are used as given, except Ctrl+V, which no terminal pastes with."""
+    names = {n.lower() for n in window_class or ()}
+    if configured.replace(" ", "").lower() not in ("", DEFAULT_PASTE_KEYS):
+        return configured, False
+    if names & PRIMARY_TERMINALS:
+        return "shift+Insert", True
+    if names & CLIPBOARD_TERMINALS:
+        return "ctrl+shift+v", False
+    return DEFAULT_PASTE_KEYS, False
+
+
 class TextInjector(QObject):
-    """Puts finished push-to-talk text into the focused application. finished(message) reports the outcome."""
+    """Puts finished push-to-talk text into the focused application. finished(message) reports the
+    outcome; `failed` is set when the text could not be put there (it is then on the clipboard)."""
 
     finished = Signal(str)
 
     RESTORE_DELAY_MS = 1000  # the target application fetches the pasted text lazily; wait before restoring
 
-    def __init__(self, support: PlatformSupport | None = None, parent=None):
+    def __init__(self, support: PlatformSupport | None = None, parent=None, focused=focused_window_class):
         super().__init__(parent)
         self.support = support or platform_support()
+        self.focused = focused  # () -> (instance, class) of the focused window, or None
+        self.failed = False
         self._processes: list[QProcess] = []
         self._saved: QMimeData | None = None
+        self._saved_selection: QMimeData | None = None
         self._pasted_text = ""
 
-    def inject(self, text: str, mode: str, paste_keys: str = "ctrl+v") -> None:
+    def inject(self, text: str, mode: str, paste_keys: str = DEFAULT_PASTE_KEYS) -> None:
+        self.failed = False
         if not text:
             self.finished.emit("Nothing was recognised.")
             return
@@ -271,13 +339,33 @@ class TextInjector(QObject):
                 log.warning("could not map the keys of the text's characters: %s", e)
             self._run(["type", "--clearmodifiers", "--delay", "8", "--", text], f"Typed {len(text)} characters.")
         elif mode == "paste":
-            clipboard = QGuiApplication.clipboard()
-            self._saved = _copy_mime(clipboard.mimeData())
-            self._pasted_text = text
-            clipboard.setText(text)
-            self._run(["key", "--clearmodifiers", paste_keys], f"Pasted {len(text)} characters.", restore=True)
+            self._paste(text, paste_keys)
         else:
             self.finished.emit(f"Unknown injection mode {mode!r}.")
+
+    def _paste(self, text: str, paste_keys: str) -> None:
+        clipboard = QGuiApplication.clipboard()
+        try:
+            target = self.focused()
+        except Exception as e:  # the X connection failed: paste blind, as before we looked
+            log.warning("cannot find the focused window: %s", e)
+            target = ("", "")
+        if target is None:
+            clipboard.setText(text)
+            self.failed = True
+            self.finished.emit("No application has the keyboard focus, so nothing was pasted: the text is on the "
+                               "clipboard (and in History).")
+            return
+        keys, primary = paste_keys_for(target, paste_keys)
+        self._saved = _copy_mime(clipboard.mimeData())
+        self._pasted_text = text
+        clipboard.setText(text)
+        if primary:  # these terminals paste the selection, not the clipboard
+            self._saved_selection = _copy_mime(clipboard.mimeData(QClipboard.Selection))
+            clipboard.setText(text, QClipboard.Selection)
+        where = f" into {target[1]}" if target[1] else ""
+        self._run(["key", "--clearmodifiers", keys], f"Pasted {len(text)} characters{where} ({keys}).",
+                  restore=True)
 
     def _run(self, args: list[str], success: str, restore: bool = False) -> None:
         # QProcess runs xdotool without blocking the UI. Python owns each process (no Qt parent) and
@@ -295,14 +383,17 @@ class TextInjector(QObject):
                 self.finished.emit(success)
             else:
                 err = bytes(process.readAllStandardError()).decode(errors="replace").strip()
-                self.finished.emit(f"xdotool failed ({err or f'exit code {code}'}); the text is in the window.")
+                self.failed = True
+                self.finished.emit(f"xdotool failed ({err or f'exit code {code}'}); the text is in the window "
+                                   "and in History.")
             forget()
 
         def error(err):
             if err == QProcess.FailedToStart:  # no finished() follows in that case
                 if restore:
                     self._restore_clipboard()
-                self.finished.emit("xdotool could not be started; the text is in the window.")
+                self.failed = True
+                self.finished.emit("xdotool could not be started; the text is in the window and in History.")
                 forget()
 
         process.finished.connect(finished)
@@ -314,7 +405,9 @@ class TextInjector(QObject):
         # Only restore if the clipboard still holds our text: the user may have copied something since.
         if self._saved is not None and clipboard.text() == self._pasted_text:
             clipboard.setMimeData(self._saved)
-        self._saved = None
+        if self._saved_selection is not None and clipboard.text(QClipboard.Selection) == self._pasted_text:
+            clipboard.setMimeData(self._saved_selection, QClipboard.Selection)
+        self._saved = self._saved_selection = None
 
 
 def _keysym(char: str) -> int:

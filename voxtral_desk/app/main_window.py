@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -13,17 +13,19 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QP
 from .. import __version__
 from .audio_capture import SoundDeviceCapture, list_input_devices, refresh_devices
 from .dictation import DictationWidget
+from .file_queue import FileQueue
 from .files import FileQueueWidget
-from .history_panel import HistoryPanel
+from .history_panel import HistoryPanel, transcript_of
 from .hotkey import HotkeyManager, PlatformSupport, TextInjector, parse_hotkey, platform_support
 from .resources import icon
-from .settings import Settings, SettingsStore
+from .settings import Settings, SettingsStore, data_dir
 from .settings_dialog import SettingsDialog
 from .tray import Tray
-from .widgets import APP_STYLE, Banner
-from .workers import EngineHost, ModelLoadThread
+from .widgets import APP_STYLE, Banner, ElidedLabel, Notices, Toast
+from .workers import EngineHost, ModelCheckThread, ModelLoadThread
 
 log = logging.getLogger(__name__)
+HISTORY_RETRY_MS = 2000  # how often writes the history database refused are tried again
 
 NO_MODEL_TEXT = ("<b>No speech model yet.</b> Voxtral Desk transcribes on your own computer with Mistral's "
                  "Voxtral Mini 4B Realtime. Open the model manager to download it, or to import or convert a copy "
@@ -60,11 +62,15 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._shut_down = False
         self._tray_hint_shown = False
+        self._startup_notes: list[str] = []
+        self._damaged = ""  # the damaged model the banner offers to repair
+        self.model_check = None  # the background check of the loaded model's files
         self.model_dialog = None
 
         self.setWindowTitle("Voxtral Desk")
         self.setWindowIcon(icon("voxtral-desk"))
         self.resize(920, 640)
+        self.restore_geometry()
         self.setAcceptDrops(True)
         self.setStyleSheet(APP_STYLE)
         self._build()
@@ -77,9 +83,10 @@ class MainWindow(QMainWindow):
         self.hotkeys = HotkeyManager(self)
         self.hotkeys.pressed.connect(self._ptt_pressed)
         self.hotkeys.released.connect(self._ptt_released)
-        self.hotkeys.error.connect(lambda m: self.notice.show_message(f"Push-to-talk: {m}", "warning"))
+        self.hotkeys.error.connect(lambda m: self.notices.show_message("hotkey", f"Push-to-talk: {m}", "warning",
+                                                                       [("settings", "Settings…")]))
         self.injector = TextInjector(self.support, self)
-        self.injector.finished.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.injector.finished.connect(self._on_injected)
         self._update_state()
 
     # -- layout -------------------------------------------------------------------------------------
@@ -91,23 +98,25 @@ class MainWindow(QMainWindow):
         self.banner = Banner()  # the model prompt / model errors
         self.banner.action.connect(self._banner_action)
         layout.addWidget(self.banner)
-        self.notice = Banner()  # other notices: recovered history, settings reset, hotkey problems
-        layout.addWidget(self.notice)
+        self.notices = Notices()  # one banner per topic: start-up, hotkey, history, ...
+        self.notices.action.connect(self._notice_action)
+        layout.addWidget(self.notices)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.dictation = DictationWidget(self.settings, lambda: self.engine, self.capture_factory, self.device_lister,
                                          self.history)
-        self.files = FileQueueWidget(self.settings, lambda: self.engine, self.history)
-        self.history_panel = HistoryPanel(self.history)
+        self.files = FileQueueWidget(self.settings, lambda: self.engine, self.history, self._load_file_queue())
+        self.history_panel = HistoryPanel(self.history, self.settings)
         self.tabs.addTab(self.dictation, "Dictation")
         self.tabs.addTab(self.files, "Files")
         self.tabs.addTab(self.history_panel, "History")
         self.tabs.currentChanged.connect(lambda i: self.history_panel.reload() if self.tabs.widget(i) is self.history_panel else None)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.toast = Toast(central)
 
         for w in (self.dictation, self.files, self.history_panel):
-            w.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+            w.message.connect(self.show_feedback)
         self.dictation.state_changed.connect(self._on_dictation_state)
         self.dictation.finished.connect(self._on_dictation_finished)
         self.dictation.model_needed.connect(self._model_needed)
@@ -116,6 +125,7 @@ class MainWindow(QMainWindow):
         self.files.model_needed.connect(self._model_needed)
         self.files.settings_changed.connect(self.save_settings)
         self.files.job_finished.connect(lambda _j: self.history_panel.reload())
+        self.history_panel.settings_changed.connect(self.save_settings)
 
         status = self.statusBar()
         self.load_bar = QProgressBar()
@@ -127,10 +137,27 @@ class MainWindow(QMainWindow):
         self.hotkey_label = QLabel()
         self.hotkey_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
         status.addPermanentWidget(self.hotkey_label)
-        self.model_label = QLabel()
+        self.model_label = ElidedLabel()
         self.model_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
-        status.addPermanentWidget(self.model_label)
+        status.addPermanentWidget(self.model_label, 1)
         self._build_menus()
+        self.history_timer = QTimer(self)
+        self.history_timer.timeout.connect(self._check_history)
+        self.history_timer.start(HISTORY_RETRY_MS)
+
+    def _load_file_queue(self) -> FileQueue:
+        """The file queue of the last session, its finished files' transcripts read back from History."""
+        if self.history is None:
+            return FileQueue()
+        queue = FileQueue(data_dir() / "file_queue.json")
+        for message in queue.load(lambda entry_id: transcript_of(self.history.get(entry_id))):
+            self._startup_notes.append(message)
+        return queue
+
+    def show_feedback(self, text: str) -> None:
+        """A short confirmation: in the status bar and, visibly, as a toast over the window."""
+        self.statusBar().showMessage(text, 6000)
+        self.toast.show_text(text)
 
     def _build_menus(self) -> None:
         menu = self.menuBar()
@@ -160,15 +187,16 @@ class MainWindow(QMainWindow):
     # -- startup --------------------------------------------------------------------------------------
     def start(self, startup_messages: list[str] | None = None) -> None:
         """Called once after show(): report start-up problems, grab the hotkey, load the model."""
-        notes = list(startup_messages or [])
+        notes = list(startup_messages or []) + self._startup_notes
         if self.history is not None and self.history.recovered:
             n = self.history.recovered
             notes.append(f"{n} dictation{'s were' if n > 1 else ' was'} still recording when Voxtral Desk last "
                          "stopped; the text is kept in History.")
         if notes:
-            self.notice.show_message(" ".join(notes), "warning" if startup_messages else "info")
+            self.notices.show_message("startup", " ".join(notes),
+                                      "warning" if startup_messages or self._startup_notes else "info")
         self.apply_hotkey()
-        self.load_model()
+        self.load_model(first_run=True)
 
     def apply_hotkey(self) -> None:
         self.hotkeys.stop()
@@ -178,7 +206,9 @@ class MainWindow(QMainWindow):
             return
         problem = self.hotkeys.start(self.settings.hotkey, self.support)
         if problem and self.support.hotkey:  # platform limits are explained in Settings, not at every start
-            self.notice.show_message(problem, "warning")
+            self.notices.show_message("hotkey", problem, "warning", [("settings", "Settings…")])
+        else:
+            self.notices.clear("hotkey")  # a problem fixed in Settings takes its notice with it
         if problem:
             self.hotkey_label.setText("Push-to-talk unavailable")
             self.hotkey_label.setToolTip(problem)
@@ -192,24 +222,34 @@ class MainWindow(QMainWindow):
 
     def model_store(self):
         if self._model_store is None:
-            try:
-                from ..models.store import ModelStore
-            except ImportError:
-                return None
+            from ..models.store import ModelStore
+
             self._model_store = ModelStore(self.settings.models_dir or None)
         return self._model_store
 
     def resolve_model_path(self) -> str:
-        if self.settings.model_path:
-            return self.settings.model_path
+        """The model to load: the one chosen in Settings, else the model manager's default, else "".
+        A chosen model that was a managed one and is gone (removed) counts as not chosen."""
+        chosen = self.settings.model_path
+        if chosen and not Path(chosen).expanduser().exists() and self._inside_models_folder(chosen):
+            self.settings.model_path = chosen = ""
+            self.save_settings()
+        if chosen:
+            return chosen
         store = self.model_store()
-        default = store.default() if store is not None else None
-        return str(default.path) if default is not None else ""
+        # The default, or else a damaged one: its damage is then shown with the way to repair it.
+        model = store.default() or next(iter(store.installed()), None)
+        return str(model.path) if model is not None else ""
+
+    def _inside_models_folder(self, path: str) -> bool:
+        root = self.model_store().root.expanduser().resolve()
+        return Path(path).expanduser().resolve().is_relative_to(root)
 
     # -- model loading ------------------------------------------------------------------------------
-    def load_model(self) -> None:
-        if self.loader is not None:
-            return
+    def load_model(self, first_run: bool = False) -> None:
+        """first_run: at start-up, where having no model at all opens the model manager by itself."""
+        if self.loader is not None and self.loader.isRunning():
+            return  # (a loader that has returned may still have its `finished` on the way: that one is done)
         if self.dictation.active or self.files.thread is not None:
             self._reload_pending = True  # never pull the engine from under running work
             self.statusBar().showMessage("The model will be reloaded when the current work is finished.", 6000)
@@ -222,6 +262,12 @@ class MainWindow(QMainWindow):
             self.model_label.setText("No model")
             self.dictation.set_idle_text("No model")
             self._update_state()
+            if first_run:
+                QTimer.singleShot(0, self.open_model_manager)  # once the window is on screen
+            return
+        managed = self.model_store().model_for_path(path)
+        if managed is not None and not managed.verified:  # sizes and recorded damage: cheap, before loading
+            self._show_damage(managed)
             return
         self.banner.hide()
         self.engine = None
@@ -230,7 +276,7 @@ class MainWindow(QMainWindow):
         loader.progress.connect(self._on_load_progress)
         loader.loaded.connect(self._on_loaded)
         loader.failed.connect(self._on_load_failed)
-        loader.finished.connect(self._on_loader_finished)
+        loader.finished.connect(lambda done=loader: self._on_loader_finished(done))
         self.loader = loader
         self.load_bar.show()
         self.model_label.setText(f"Loading {Path(path).name}…")
@@ -249,6 +295,36 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.engine_ready.emit(engine)
         self.files.engine_changed()
+        self._check_model_files(engine.model_path)
+
+    def _check_model_files(self, path: str) -> None:
+        """Hash, in the background, the files of a managed model that changed since their last good check
+        (same-size damage loads without an error and transcribes nothing)."""
+        managed = self.model_store().model_for_path(path)
+        if managed is None or self._shut_down:
+            return
+        check = ModelCheckThread(self.model_store(), managed.name, self)
+        check.damaged.connect(lambda _report, p=path: self._on_model_damaged(p))
+        self.model_check = check
+        check.start()
+
+    def _on_model_damaged(self, path: str) -> None:
+        managed = self.model_store().model_for_path(path)
+        if managed is None or managed.verified:
+            return
+        in_use = self.engine is not None and self.engine.model_path == path
+        if in_use and not self.dictation.active and self.files.thread is None:
+            self.engine = None  # its weights came from the damaged file
+        self._show_damage(managed)
+
+    def _show_damage(self, model) -> None:
+        self.load_error = model.damage_report
+        self.model_label.setText("Model damaged")
+        self.dictation.set_idle_text("No model")
+        actions = [("repair", "Repair…")] if model.repairable else []
+        self.banner.show_message(model.damage_report, "error", actions + [("models", "Open model manager…")])
+        self._damaged = model.name
+        self._update_state()
 
     def _on_load_failed(self, message: str) -> None:
         self.load_error = message
@@ -257,7 +333,9 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()
         self.banner.show_message(message, "error", [("models", "Open model manager…"), ("settings", "Settings…")])
 
-    def _on_loader_finished(self) -> None:
+    def _on_loader_finished(self, done: ModelLoadThread) -> None:
+        if self.loader is not done:
+            return  # a newer load runs
         self.loader = None
         self.load_bar.hide()
         self._update_state()
@@ -268,28 +346,43 @@ class MainWindow(QMainWindow):
         else:
             self.open_model_manager()
 
+    def _notice_action(self, _topic: str, key: str) -> None:
+        self._banner_action(key)
+
+    def _check_history(self) -> None:
+        """Write what the history database refused earlier, and say so while it keeps refusing."""
+        if self.history is None or not self.history.pending:
+            return
+        if self.history.retry():
+            self.notices.clear("history")
+            self.statusBar().showMessage("History saved.", 4000)
+        else:
+            self.notices.show_message(
+                "history", f"Your history cannot be saved right now ({self.history.error}). Your transcripts are "
+                "kept in memory and saved as soon as the database can be written again (another program may be "
+                "using it, or the disk may be full).", "warning", closable=False)
+
     def _banner_action(self, key: str) -> None:
+        if key == "repair":
+            self.open_model_manager()
+            self.model_dialog.select(self._damaged)
+            self.model_dialog.start_repair(self._damaged)
+            return
         if key == "models":
             self.open_model_manager()
         elif key == "settings":
             self.open_settings()
 
     def open_model_manager(self) -> None:
-        try:
-            from .model_dialog import ModelManagerDialog
-        except ImportError:
-            ModelManagerDialog = None
-        store = self.model_store()
-        if ModelManagerDialog is None or store is None:
-            # Without the manager the user can still point at a model they have.
-            folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (GGUF shards or original checkpoint)")
-            if folder:
-                self.use_model(folder)
+        from .model_dialog import ModelManagerDialog
+
+        if self._shut_down:
             return
         if self.model_dialog is None:
-            self.model_dialog = ModelManagerDialog(store, self)
+            self.model_dialog = ModelManagerDialog(self.model_store(), self)
             self.model_dialog.model_chosen.connect(self.use_model)
             self.model_dialog.folder_changed.connect(self._models_folder_changed)
+            self.model_dialog.model_removed.connect(self._model_removed)
         self.model_dialog.show()
         self.model_dialog.raise_()
         self.model_dialog.activateWindow()
@@ -298,6 +391,22 @@ class MainWindow(QMainWindow):
         self.settings.models_dir = folder
         self._model_store = None  # re-created on the new folder when next needed
         self.save_settings()
+
+    def _model_removed(self, folder: str) -> None:
+        """A model was deleted in the model manager: if it was the one in use, unload it (the window must
+        not say "Ready" over a model that is gone) and fall back to the default or the first-run state."""
+        gone = Path(folder).expanduser().resolve()
+        in_use = self.engine.model_path if self.engine is not None else self.resolve_model_path()
+        chosen = self.settings.model_path
+        if chosen and Path(chosen).expanduser().resolve().is_relative_to(gone):
+            self.settings.model_path = ""
+            self.save_settings()
+        if in_use and Path(in_use).expanduser().resolve().is_relative_to(gone):
+            if self.dictation.active or self.files.thread is not None:
+                self._reload_pending = True
+            else:
+                self.engine = None
+                self.load_model()
 
     def use_model(self, path: str) -> None:
         self.settings.model_path = str(path)
@@ -309,7 +418,9 @@ class MainWindow(QMainWindow):
         try:
             self.settings_store.save(self.settings)
         except OSError as e:
-            self.notice.show_message(f"Settings could not be saved: {e}", "error")
+            self.notices.show_message("settings", f"Settings could not be saved: {e.strerror or e}", "error")
+        else:
+            self.notices.clear("settings")
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.settings, self.support, self.device_lister, self)
@@ -346,6 +457,11 @@ class MainWindow(QMainWindow):
             self._ptt_active = False
             self.injector.inject(result.text, self.settings.injection, self.settings.paste_keys)
 
+    def _on_injected(self, message: str) -> None:
+        self.statusBar().showMessage(message, 6000)
+        if self.injector.failed and self.tray is not None and not self.isActiveWindow():
+            self.tray.notify("The text was not inserted", message)  # the window may be hidden: say it where it shows
+
     def _on_dictation_state(self, state: str) -> None:
         if state == "idle":
             self._ptt_active = False  # also after a dictation that could not start
@@ -361,7 +477,7 @@ class MainWindow(QMainWindow):
         if self.loader is not None:
             return "busy", "loading the model"
         if self.files.busy:
-            left = sum(1 for j in self.files.jobs if j.status in ("queued", "running"))
+            left = self.files.queue.unfinished()
             return "busy", f"transcribing {left} file{'s' if left != 1 else ''}"
         return "idle", ""
 
@@ -394,11 +510,29 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.files)
         self.files.add_files_dialog()
 
+    def open_files(self, paths: list[str]) -> None:
+        """Files given on the command line (also to a second launch of the app): into the file queue."""
+        self.show_window()
+        if paths:
+            self.tabs.setCurrentWidget(self.files)
+            self.files.add_files(paths)
+
     def show_window(self) -> None:
         self.show()
         self.setWindowState(self.windowState() & ~Qt.WindowMinimized)
         self.raise_()
         self.activateWindow()
+
+    def restore_geometry(self) -> None:
+        """The size and place the window had when it was last closed (on a screen that still exists)."""
+        if self.settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
+
+    def _remember_geometry(self) -> None:
+        geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        if geometry != self.settings.window_geometry:
+            self.settings.window_geometry = geometry
+            self.save_settings()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Voxtral Desk",
@@ -406,6 +540,7 @@ class MainWindow(QMainWindow):
                           "Voxtral Mini 4B Realtime. Nothing you say leaves this computer.</p>")
 
     def closeEvent(self, event) -> None:
+        self._remember_geometry()
         if not self._quitting and self.tray is not None and self.tray.available() and self.settings.close_to_tray:
             event.ignore()
             self.hide()
@@ -428,11 +563,14 @@ class MainWindow(QMainWindow):
             return
         self._quitting = self._shut_down = True
         self.hotkeys.stop()
-        self.files.cancel_all()
+        self.files.stop_for_quit()
         self.dictation.wait(60000)
         if self.files.thread is not None:
             self.files.thread.wait(60000)
         if self.loader is not None:
             self.loader.wait(120000)
+        if self.model_check is not None and self.model_check.isRunning():
+            self.model_check.control.cancel()
+            self.model_check.wait(10000)
         if self.tray is not None:
             self.tray.hide()

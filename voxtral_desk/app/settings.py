@@ -12,10 +12,15 @@ from pathlib import Path
 
 import platformdirs
 
+from ..config import MAX_DELAY_MS
+from ..fileio import write_json_atomic
+
 APP_NAME = "voxtral-desk"
 BACKENDS = ("gpu", "reference")
 INJECTION_MODES = ("paste", "type", "clipboard")
-DELAY_MIN_MS, DELAY_MAX_MS, DELAY_STEP_MS = 80, 2400, 80
+# The real model's token is 80 ms; a model with other tokens is checked by AudioConfig.delay_tokens when it loads.
+DELAY_STEP_MS = DELAY_MIN_MS = 80
+DELAY_MAX_MS = MAX_DELAY_MS
 
 
 def config_dir() -> Path:
@@ -41,6 +46,7 @@ class Settings:
     keep_recordings: bool = False  # also save each dictation's audio (16 kHz WAV) beside the history
     close_to_tray: bool = True
     last_dir: str = ""  # last folder used for opening or exporting files
+    window_geometry: str = ""  # the main window's size and place when last closed (Qt's saveGeometry, base64)
 
     def validate(self) -> list[str]:
         """Reset invalid values to their defaults; return one message per value reset."""
@@ -51,6 +57,8 @@ class Settings:
             if not isinstance(value, type(getattr(default, f.name))) or (isinstance(value, bool) and f.type != "bool"):
                 problems.append(f"{f.name}: expected {type(getattr(default, f.name)).__name__}, got {value!r}")
                 setattr(self, f.name, getattr(default, f.name))
+        if self.input_device.lower() in ("default", "sysdefault", "pulse", "pipewire"):
+            self.input_device = ""  # ALSA's aliases of the system default, as earlier versions listed them
         checks = {
             "backend": self.backend in BACKENDS,
             "delay_ms": DELAY_MIN_MS <= self.delay_ms <= DELAY_MAX_MS and self.delay_ms % DELAY_STEP_MS == 0,
@@ -78,7 +86,7 @@ class SettingsStore:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict):
                 raise ValueError("the file does not hold a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # deep nesting: RecursionError
             backup = self.path.with_name(self.path.name + ".bak")
             try:
                 os.replace(self.path, backup)
@@ -95,8 +103,6 @@ class SettingsStore:
         return settings
 
     def save(self, settings: Settings) -> None:
-        """Write atomically (temp file + rename) so a crash mid-write never leaves half a file."""
+        """Write atomically so a crash mid-write never leaves half a file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, asdict(settings))

@@ -5,18 +5,90 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout)
 
 from .audio_capture import CaptureError
-from .dictation import DelaySpinBox
-from .hotkey import PlatformSupport, parse_hotkey
+from .hotkey import DEFAULT_PASTE_KEYS, PlatformSupport, check_hotkey
 from .settings import Settings
+from .widgets import DelaySpinBox, fill_device_combo
 
 BACKEND_LABELS = {"gpu": "GPU (WGSL; any Vulkan, Metal or DirectX 12 GPU)", "reference": "CPU reference (numpy; slow)"}
 INJECTION_LABELS = {"paste": "Paste it (the clipboard is restored afterwards)", "type": "Type it key by key",
                     "clipboard": "Copy it to the clipboard only"}
+
+
+# Qt keys -> X keysym names (the names parse_hotkey and the X11 grab use); letters and digits map themselves.
+QT_KEY_NAMES = {Qt.Key_Space: "space", Qt.Key_Pause: "Pause", Qt.Key_Insert: "Insert", Qt.Key_Delete: "Delete",
+                Qt.Key_Home: "Home", Qt.Key_End: "End", Qt.Key_PageUp: "Prior", Qt.Key_PageDown: "Next",
+                Qt.Key_Left: "Left", Qt.Key_Right: "Right", Qt.Key_Up: "Up", Qt.Key_Down: "Down",
+                Qt.Key_Return: "Return", Qt.Key_Enter: "KP_Enter", Qt.Key_Tab: "Tab", Qt.Key_Backspace: "BackSpace",
+                Qt.Key_Print: "Print", Qt.Key_ScrollLock: "Scroll_Lock", Qt.Key_Menu: "Menu",
+                Qt.Key_Comma: "comma", Qt.Key_Period: "period", Qt.Key_Slash: "slash", Qt.Key_Semicolon: "semicolon",
+                Qt.Key_Apostrophe: "apostrophe", Qt.Key_BracketLeft: "bracketleft", Qt.Key_BracketRight: "bracketright",
+                Qt.Key_Backslash: "backslash", Qt.Key_Minus: "minus", Qt.Key_Equal: "equal",
+                Qt.Key_QuoteLeft: "grave"}
+MODIFIER_KEYS = {Qt.Key_Control, Qt.Key_Alt, Qt.Key_Shift, Qt.Key_Meta, Qt.Key_Super_L, Qt.Key_Super_R,
+                 Qt.Key_AltGr, Qt.Key_CapsLock, Qt.Key_NumLock}
+
+
+def hotkey_from_key_event(key: int, modifiers) -> str | None:
+    """The hotkey text for a key pressed with modifiers ("ctrl+alt+space"); None for a modifier alone or a
+    key that has no name the hotkey can use."""
+    if key in MODIFIER_KEYS:
+        return None
+    if Qt.Key_F1 <= key <= Qt.Key_F35:
+        name = f"F{key - Qt.Key_F1 + 1}"
+    elif Qt.Key_A <= key <= Qt.Key_Z or Qt.Key_0 <= key <= Qt.Key_9:
+        name = chr(key).lower()
+    else:
+        name = QT_KEY_NAMES.get(Qt.Key(key))
+    if name is None:
+        return None
+    mods = [m for flag, m in ((Qt.ControlModifier, "ctrl"), (Qt.AltModifier, "alt"), (Qt.ShiftModifier, "shift"),
+                              (Qt.MetaModifier, "super")) if modifiers & flag]
+    return "+".join(mods + [name])
+
+
+class HotkeyEdit(QLineEdit):
+    """The hotkey as text, or recorded by pressing it: while "recording", the next key pressed with its
+    modifiers becomes the hotkey (Escape gives up)."""
+
+    recording_changed = Signal(bool)
+
+    def __init__(self, text: str, parent=None):
+        super().__init__(text, parent)
+        self.recording = False
+        self._before = text
+
+    def start_recording(self) -> None:
+        self._before = self.text()
+        self.recording = True
+        self.setPlaceholderText("Press the keys now…")
+        self.clear()
+        self.setFocus()
+        self.recording_changed.emit(True)
+
+    def stop_recording(self, text: str | None = None) -> None:
+        self.recording = False
+        self.setPlaceholderText("e.g. ctrl+alt+space, F9, super+h")
+        self.setText(self._before if text is None else text)
+        self.recording_changed.emit(False)
+
+    def keyPressEvent(self, event) -> None:
+        if not self.recording:
+            return super().keyPressEvent(event)
+        if event.key() == Qt.Key_Escape:
+            self.stop_recording()
+        elif (combo := hotkey_from_key_event(event.key(), event.modifiers())) is not None:
+            self.stop_recording(combo)
+        event.accept()  # a modifier alone: keep waiting for the key
+
+    def focusOutEvent(self, event) -> None:
+        if self.recording:
+            self.stop_recording()
+        super().focusOutEvent(event)
 
 
 class SettingsDialog(QDialog):
@@ -59,15 +131,12 @@ class SettingsDialog(QDialog):
         audio_box = QGroupBox("Microphone")
         audio_form = QFormLayout(audio_box)
         self.device_combo = QComboBox()
-        self.device_combo.addItem("System default", "")
         try:
-            for d in device_lister(False):
-                self.device_combo.addItem(d.name, d.name)
+            devices = device_lister(False)
         except CaptureError as e:
+            devices = []
             audio_form.addRow(QLabel(str(e)))
-        if self.device_combo.findData(settings.input_device) < 0:
-            self.device_combo.addItem(f"{settings.input_device}  (not connected)", settings.input_device)
-        self.device_combo.setCurrentIndex(self.device_combo.findData(settings.input_device))
+        fill_device_combo(self.device_combo, devices, settings.input_device)
         audio_form.addRow("Input device:", self.device_combo)
         self.keep_recordings = QCheckBox("Keep the audio of each dictation (WAV files next to the history)")
         self.keep_recordings.setChecked(settings.keep_recordings)
@@ -89,22 +158,35 @@ class SettingsDialog(QDialog):
         self.hotkey_enabled.setChecked(settings.hotkey_enabled)
         self.hotkey_enabled.toggled.connect(self._validate)
         ptt_form.addRow(self.hotkey_enabled)
-        self.hotkey_edit = QLineEdit(settings.hotkey)
+        hotkey_row = QHBoxLayout()
+        self.hotkey_edit = HotkeyEdit(settings.hotkey)
         self.hotkey_edit.setPlaceholderText("e.g. ctrl+alt+space, F9, super+h")
         self.hotkey_edit.textChanged.connect(self._validate)
-        ptt_form.addRow("Hotkey:", self.hotkey_edit)
+        hotkey_row.addWidget(self.hotkey_edit, 1)
+        self.record_button = QPushButton("Record…")
+        self.record_button.setToolTip("Press this, then the key combination you want to hold")
+        self.record_button.clicked.connect(self.hotkey_edit.start_recording)
+        self.hotkey_edit.recording_changed.connect(lambda on: self.record_button.setText("Press the keys…" if on
+                                                                                         else "Record…"))
+        self.hotkey_edit.recording_changed.connect(lambda _on: self._validate())
+        hotkey_row.addWidget(self.record_button)
+        ptt_form.addRow("Hotkey:", hotkey_row)
         self.injection_combo = QComboBox()
         for key, label in INJECTION_LABELS.items():
             self.injection_combo.addItem(label, key)
         self.injection_combo.setCurrentIndex(self.injection_combo.findData(settings.injection))
         ptt_form.addRow("On release:", self.injection_combo)
         self.paste_keys_edit = QLineEdit(settings.paste_keys)
-        self.paste_keys_edit.setToolTip("Keys that paste in your applications (terminals often use ctrl+shift+v)")
+        self.paste_keys_edit.setToolTip("Keys that paste in your applications. With ctrl+v, terminals get their own "
+                                        "(ctrl+shift+v, or shift+Insert in xterm) by themselves.")
         ptt_form.addRow("Paste keys:", self.paste_keys_edit)
         self.hotkey_error = QLabel()
         self.hotkey_error.setStyleSheet("color: #c92a2a;")
+        self.hotkey_error.setWordWrap(True)
+        # Room for two lines kept at all times: the message coming and going never moves the buttons.
+        self.hotkey_error.setFixedHeight(2 * self.hotkey_error.fontMetrics().lineSpacing() + 4)
         ptt_form.addRow(self.hotkey_error)
-        for w in (self.hotkey_enabled, self.hotkey_edit, self.paste_keys_edit):
+        for w in (self.hotkey_enabled, self.hotkey_edit, self.paste_keys_edit, self.record_button):
             w.setEnabled(support.hotkey)
         self.injection_combo.setEnabled(support.hotkey)
         root.addWidget(ptt_box)
@@ -127,19 +209,16 @@ class SettingsDialog(QDialog):
             self.model_edit.setText(folder)
 
     def _validate(self) -> bool:
-        try:
-            parse_hotkey(self.hotkey_edit.text())
-            message = ""
-        except ValueError as e:
-            message = str(e)
+        message = ""
+        if self.hotkey_enabled.isChecked() and not self.hotkey_edit.recording:
+            try:
+                check_hotkey(self.hotkey_edit.text())
+            except ValueError as e:
+                message = str(e)[:1].upper() + str(e)[1:]
         self.hotkey_error.setText(message)
-        self.hotkey_error.setVisible(bool(message))
-        ok = not message or not self.hotkey_enabled.isChecked()
+        ok = not message and not self.hotkey_edit.recording
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
         return ok
-
-    def set_model_path(self, path: str) -> None:
-        self.model_edit.setText(path)
 
     def result_settings(self) -> Settings:
         return replace(self.original,
@@ -151,5 +230,5 @@ class SettingsDialog(QDialog):
                        hotkey_enabled=self.hotkey_enabled.isChecked(),
                        hotkey=self.hotkey_edit.text().strip(),
                        injection=self.injection_combo.currentData(),
-                       paste_keys=self.paste_keys_edit.text().strip() or "ctrl+v",
+                       paste_keys=self.paste_keys_edit.text().strip() or DEFAULT_PASTE_KEYS,
                        close_to_tray=self.close_to_tray.isChecked())

@@ -1,10 +1,17 @@
-"""Small widgets shared by the windows: a message banner and an audio level meter."""
+"""Small widgets shared by the windows: a message banner, a stack of notices each about one topic, a short
+confirmation toast, and an audio level meter."""
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
+from .settings import DELAY_MAX_MS, DELAY_MIN_MS, DELAY_STEP_MS
+
+# The file queue's status colours (file_queue.Status values).
+STATUS_COLORS = {"queued": "#5b6472", "waiting": "#5b6472", "running": "#1d6fd8", "paused": "#8a5a00",
+                 "cancelling": "#8a5a00", "done": "#2b8a3e", "failed": "#c92a2a", "cancelled": "#8a5a00"}
 BANNER_STYLES = {
     "info": ("#eaf2ff", "#9dbcf0", "#1d3f73"),
     "warning": ("#fff6e0", "#f0c96a", "#5c4200"),
@@ -67,6 +74,134 @@ class Banner(QFrame):
     @property
     def text(self) -> str:
         return self.label.text()
+
+
+class Notices(QWidget):
+    """Banners stacked one per topic ("startup", "hotkey", "history", ...): a topic's new message replaces
+    its old one, and clear(topic) takes it away once the problem is gone, leaving the others alone."""
+
+    action = Signal(str, str)  # topic, the key of the button pressed
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(6)
+        self._banners: dict[str, Banner] = {}
+
+    def show_message(self, topic: str, text: str, kind: str = "info", actions: list[tuple[str, str]] | None = None,
+                     closable: bool = True) -> Banner:
+        banner = self._banners.get(topic)
+        if banner is None:
+            banner = self._banners[topic] = Banner()
+            banner.action.connect(lambda key, t=topic: self.action.emit(t, key))
+            self._layout.addWidget(banner)
+        banner.show_message(text, kind, actions, closable)
+        return banner
+
+    def clear(self, topic: str) -> None:
+        if topic in self._banners:
+            self._banners[topic].hide()
+
+    def banner(self, topic: str) -> Banner | None:
+        """The topic's banner while it is shown, else None."""
+        banner = self._banners.get(topic)
+        return banner if banner is not None and not banner.isHidden() else None
+
+
+class ElidedLabel(QLabel):
+    """One line that shortens itself with "…" to the room it gets; the whole text is in its tooltip."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(60)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        margins = self.contentsMargins()
+        room = max(0, self.width() - margins.left() - margins.right() - 12)  # 12: the style sheet's padding
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, room) if room else self._full)
+
+
+class Toast(QLabel):
+    """A short confirmation ("Copied to the clipboard.") shown over the bottom of its parent for a few
+    seconds, where the eye already is after pressing a button."""
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("toast")
+        self.setStyleSheet("QLabel#toast { background: rgba(31, 35, 40, 230); color: #ffffff; border-radius: 8px;"
+                           " padding: 7px 14px; }")
+        self.setWordWrap(True)
+        self.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.hide)
+        parent.installEventFilter(self)
+        self.hide()
+
+    def show_text(self, text: str, seconds: float = 3.0) -> None:
+        self.setText(text)
+        self._place()
+        self.show()
+        self.raise_()
+        self._timer.start(int(seconds * 1000))
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Resize and self.isVisible():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        parent = self.parentWidget()
+        self.setMaximumWidth(max(200, parent.width() - 80))
+        self.adjustSize()
+        self.move((parent.width() - self.width()) // 2, parent.height() - self.height() - 48)
+
+
+class DelaySpinBox(QSpinBox):
+    """80-2400 ms in 80 ms steps; a typed value snaps to the nearest step instead of being rejected."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(DELAY_MIN_MS, DELAY_MAX_MS)
+        self.setSingleStep(DELAY_STEP_MS)
+        self.setSuffix(" ms")
+        self.setKeyboardTracking(False)
+        self.setAccelerated(True)
+
+    def valueFromText(self, text: str) -> int:
+        value = super().valueFromText(text)
+        return min(max(round(value / DELAY_STEP_MS) * DELAY_STEP_MS, DELAY_MIN_MS), DELAY_MAX_MS)
+
+
+def fill_device_combo(combo, devices, wanted: str) -> None:
+    """The microphones to choose from, each once by its human name, the system default first (naming the
+    device it is now); a chosen device that is unplugged stays listed as such."""
+    combo.clear()
+    default = next((d for d in devices if d.is_default), None)
+    combo.addItem(f"System default ({default.name})" if default else "System default", "")
+    for d in devices:
+        combo.addItem(d.name, d.setting)
+    index = combo.findData(wanted)
+    if index < 0:
+        combo.addItem(f"{wanted.split(':', 1)[-1]}  (not connected)", wanted)
+        index = combo.count() - 1
+    combo.setCurrentIndex(index)
 
 
 class LevelMeter(QWidget):

@@ -29,6 +29,7 @@ from PySide6.QtCore import QThread, Signal
 from ..audio import AudioFileError, audio_info
 from ..config import ModelFileError
 from ..session import StreamingSession, Token
+from ..transcript import Transcript
 from .audio_capture import MODEL_RATE, CaptureError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ class EngineHost:
 
     def dictation_waiting(self) -> bool:
         return self._dictation_waiting.is_set()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
 
     def acquire_for_file(self, cancelled) -> bool:
         """Wait for the engine, letting a waiting dictation go first. False if cancelled meanwhile."""
@@ -115,6 +120,32 @@ class ModelLoadThread(QThread):
                              "Try the other backend in Settings.")
         else:
             self.loaded.emit(EngineHost(session, self.model_path, self.backend))
+
+
+class ModelCheckThread(QThread):
+    """Hashes the files of a managed model that changed since their last good check (ModelStore.verify
+    with changed_only), after a load; damaged(report) when one does not match."""
+
+    damaged = Signal(str)
+
+    def __init__(self, store, name: str, parent=None):
+        super().__init__(parent)
+        from ..models.download import Control
+
+        self.store, self.name = store, name
+        self.control = Control()
+
+    def run(self) -> None:
+        from ..models.download import ModelManagerError
+
+        try:
+            results = self.store.verify(self.name, control=self.control, changed_only=True)
+        except (ModelManagerError, OSError) as e:  # cancelled at quit, or the model was removed meanwhile
+            log.info("model check of %s not done: %s", self.name, e)
+            return
+        if results and not results[0].ok:
+            model = self.store.find(self.name)
+            self.damaged.emit(model.damage_report if model is not None else "; ".join(results[0].problems))
 
 
 @dataclass
@@ -313,64 +344,93 @@ class DictationThread(QThread):
         return self._captured / float(self.capture.samplerate or MODEL_RATE)
 
     def _save(self, result: DictationResult, status: str) -> None:
-        if self.history is not None and result.history_id is not None:
-            self.history.update(result.history_id, result.text, result.seconds, status)
+        """The final text and, for later exports, every token with its time (History never raises)."""
+        if self.history is None or result.history_id is None:
+            return
+        record = None
+        session = getattr(self, "_session", None)
+        if session is not None:
+            meta = {"source": result.device_name or self.device_name, "duration": round(result.seconds, 3),
+                    "delay_ms": self.delay_ms, "engine": session.engine.name}
+            record = Transcript(list(result.tokens), session.tokenizer, meta).to_json_record()
+        self.history.update(result.history_id, result.text, result.seconds, status, record)
 
 
 class FileThread(QThread):
-    """Transcribe one file. cancel() may be called from any thread."""
+    """Transcribe one file, or continue one a dictation interrupted. cancel() may be called from any thread."""
 
+    waiting = Signal()  # the engine is busy (a dictation): this file waits for it
+    running = Signal()  # the engine is ours: transcribing
     info = Signal(float)  # duration in seconds, once the header is read
     progress = Signal(float)  # 0..1
-    transcribed = Signal(object)  # Transcript
+    transcribed = Signal(object, object)  # Transcript, its History id (None without a history)
     failed = Signal(str)
     cancelled = Signal()
-    interrupted = Signal()  # yielded the engine to a dictation; restart it later
+    interrupted = Signal(object)  # yielded the engine to a dictation: the state to continue from (or None)
 
-    def __init__(self, engine: EngineHost, path: str, delay_ms: int, history=None, parent=None):
+    def __init__(self, engine: EngineHost, path: str, delay_ms: int, history=None, resume=None, parent=None):
         super().__init__(parent)
         self.engine, self.path, self.delay_ms, self.history = engine, path, delay_ms, history
+        self.resume = resume
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def run(self) -> None:
-        from ..pipeline import Cancelled, transcribe_file
+        from ..pipeline import Cancelled, FileTranscription
 
-        if not Path(self.path).is_file():
+        if not Path(self.path).exists():
             self.failed.emit("File not found (moved or deleted?)")
-            return
+            return  # anything else that is not audio (a folder, a pipe) is described by audio_info
         try:
             duration, _, _ = audio_info(self.path)
             self.info.emit(float(duration))
         except AudioFileError as e:
             self.failed.emit(_file_message(e, self.path))
             return
+        if self.engine.dictation_waiting() or self.engine.busy:
+            self.waiting.emit()
         if not self.engine.acquire_for_file(self._cancel.is_set):
             self.cancelled.emit()
             return
+        self.running.emit()
+        job = self.resume
+        if job is not None and job.session is not self.engine.session:  # the model was reloaded meanwhile
+            job.close()
+            job = None
         try:
-            session = self.engine.session
-            session.reset(self.delay_ms)
+            if job is None:
+                self.engine.session.reset(self.delay_ms)
+                job = FileTranscription(self.engine.session, self.path)
+            else:
+                self.progress.emit(job.fraction * 0.98)
             stop = lambda: self._cancel.is_set() or self.engine.dictation_waiting()  # noqa: E731
-            transcript = transcribe_file(session, self.path, self.progress.emit, stop)
+            transcript = job.run(self.progress.emit, stop)
         except Cancelled:
-            (self.cancelled if self._cancel.is_set() else self.interrupted).emit()
+            if self._cancel.is_set():
+                job.close()
+                self.cancelled.emit()
+            else:
+                self.interrupted.emit(job)  # stopped between two blocks, its stream saved: it continues later
             return
         except AudioFileError as e:
             self.failed.emit(_file_message(e, self.path))
             return
         except Exception as e:
             log.exception("file transcription failed")
+            if job is not None:
+                job.close()
             self.failed.emit(f"Transcription failed: {e}")
             return
         finally:
             self.engine.release_file()
-        if self.history is not None:
-            self.history.add("file", self.path, transcript.text, float(transcript.meta.get("duration", 0.0)),
-                             model=self.engine.model_path, delay_ms=self.delay_ms)
-        self.transcribed.emit(transcript)
+        history_id = None
+        if self.history is not None:  # History never raises: a failed write waits in memory for a retry
+            history_id = self.history.add("file", self.path, transcript.text,
+                                          float(transcript.meta.get("duration", 0.0)), model=self.engine.model_path,
+                                          delay_ms=self.delay_ms, transcript=transcript.to_json_record())
+        self.transcribed.emit(transcript, history_id)
 
 
 def _file_message(error: Exception, path: str) -> str:
@@ -378,5 +438,4 @@ def _file_message(error: Exception, path: str) -> str:
     text = str(error)
     prefix = f"{path}: "
     text = text[len(prefix):] if text.startswith(prefix) else text
-    text = text.replace(f"Error opening {path!r}: ", "")  # libsndfile repeats the path too
     return text[:1].upper() + text[1:]
