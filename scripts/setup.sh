@@ -38,8 +38,9 @@ python_env() {
   "$VENV/bin/python" -m pip install -q --upgrade pip
   if [ "$mode" = test ]; then
     # The CPU build of torch first, pinned, so nothing later pulls a CUDA build: a local wheel where the
-    # machine has one (pip's find-links), else PyTorch's CPU index.
+    # machine has one (pip's find-links; its dependencies from the usual index), else PyTorch's CPU index.
     "$VENV/bin/python" -m pip install -q --no-index "torch==2.13.0" 2>/dev/null ||
+      "$VENV/bin/python" -m pip install -q "torch==2.13.0+cpu" 2>/dev/null ||
       "$VENV/bin/python" -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
     "$VENV/bin/python" -m pip install -q -e ".[test]"
   else
