@@ -35,12 +35,16 @@ def create_engine(model: Model, backend: str = "gpu", **options) -> Engine:
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def open_session(model_path: Path | str, backend: str = "gpu", delay_ms: int | None = None,
-                 **options) -> StreamingSession:
-    model = load_model(model_path)
+def open_session(model: Model | Path | str, backend: str = "gpu", delay_ms: int | None = None,
+                 stop_at_eos: bool = True, **options) -> StreamingSession:
+    """A session on a model (a Model already loaded, or the path load_model opens); options go to the
+    engine (create_engine). stop_at_eos=False: every position is decoded (benchmarks)."""
+    if not isinstance(model, Model):
+        model = load_model(model)
     if delay_ms is not None:
         model.config.audio.delay_tokens(delay_ms)  # a bad delay is refused before an engine is built
-    return StreamingSession(create_engine(model, backend, **options), Tokenizer(model.tokenizer_path), delay_ms)
+    return StreamingSession(create_engine(model, backend, **options), Tokenizer(model.tokenizer_path), delay_ms,
+                            stop_at_eos)
 
 
 class FileTranscription:
