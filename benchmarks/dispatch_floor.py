@@ -33,12 +33,11 @@ import wgpu
 from matvec_bench import chain_ms
 from shader_ab import WARM_STEPS, live_profile
 from voxtral_desk.audio import synthetic_speech
-from voxtral_desk.gpu import kernels as K, shaders_dir
-from voxtral_desk.gpu.kernels import PARAM_SLOT, Profiler, empty
+from voxtral_desk.gpu import shaders_dir
+from voxtral_desk.gpu.pipelines import WORKGROUP, shader_module
+from voxtral_desk.gpu.program import MAX_GROUPS, PARAM_SLOT, Profiler, empty
 from voxtral_desk.loader import load_model
-from voxtral_desk.pipeline import create_engine
-from voxtral_desk.session import StreamingSession
-from voxtral_desk.tokenizer import Tokenizer
+from voxtral_desk.pipeline import open_session
 
 POOL_BYTES = 1 << 30  # streamed ranges cycle through it: about 20 times an H100's 50 MB of L2
 STREAM_LOADS = (1, 2, 4, 8, 16, 32, 64)  # vec4s per invocation of a streaming read tried (its grid follows)
@@ -53,7 +52,7 @@ class Probes:
         self.gpu = gpu
         device = gpu.device
         code = (shaders_dir() / "dispatch_probes.wgsl").read_text()
-        module = K.shader_module(device, "dispatch probes", code, runtime_checks=False)
+        module = shader_module(device, "dispatch probes", code, runtime_checks=False)
         self.empty, self.stream = (
             device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": entry})
             for entry in ("empty", "stream"))
@@ -81,7 +80,7 @@ class Probes:
             {"binding": 0, "resource": {"buffer": self.sink, "offset": 0, "size": 16}},
             {"binding": 1, "resource": {"buffer": self.pool, "offset": 0, "size": self.pool.size}},
             {"binding": 2, "resource": {"buffer": params, "offset": 0, "size": PARAM_SLOT}}])
-        return self.stream, group, (min(-(-count // (K.WORKGROUP * loads)), K.MAX_GROUPS), 1, 1)
+        return self.stream, group, (min(-(-count // (WORKGROUP * loads)), MAX_GROUPS), 1, 1)
 
     def fastest_stream(self, sizes: list[int]) -> tuple[int, float]:
         """(vec4s per invocation, milliseconds) of the fastest chain of streaming reads of these sizes
@@ -122,7 +121,7 @@ def measure(model_path: str, at_s: float, live_steps: int) -> dict:
     """The figures above for the model's live step after at_s seconds of dictation (the engine's own
     GPU time per whole program over live_steps steps)."""
     model = load_model(model_path)
-    session = StreamingSession(create_engine(model, "gpu"), Tokenizer(model.tokenizer_path), stop_at_eos=False)
+    session = open_session(model, "gpu", stop_at_eos=False)
     engine = session.engine
     if not all(f in engine.gpu.device.features for f in Profiler.FEATURES):
         raise SystemExit(f"{engine.gpu.name} has no timestamp queries inside passes: nothing can be timed")
@@ -171,7 +170,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{out['device']}: live step after {out['at_s']} s; one streaming read of the pool: {out['stream_GBps']} GB/s")
+    print(f"{out['device']}: live step after {out['at_s']} s; "
+          f"one streaming read of the pool: {out['stream_GBps']} GB/s")
     print(f"{'':10}{'dispatches':>11}{'weight MB':>11}{'engine ms':>11}{'empty chain':>13}{'streaming':>11}")
     for name, r in [*out["programs"].items(), ("step", out["step"])]:
         print(f"{name:10}{r['dispatches']:>11}{r['weight_MB']:>11}{r['engine_ms']:>11}{r['empty_chain_ms']:>13}"

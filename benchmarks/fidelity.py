@@ -21,9 +21,7 @@ from oracle import HFOracle  # noqa: E402
 
 from voxtral_desk.audio import synthetic_speech  # noqa: E402
 from voxtral_desk.loader import load_model  # noqa: E402
-from voxtral_desk.pipeline import create_engine  # noqa: E402
-from voxtral_desk.session import StreamingSession  # noqa: E402
-from voxtral_desk.tokenizer import Tokenizer  # noqa: E402
+from voxtral_desk.pipeline import open_session  # noqa: E402
 
 
 def main() -> int:
@@ -33,8 +31,8 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     model = load_model(args.model)
-    engine = create_engine(model, "gpu", trace=True)
-    session = StreamingSession(engine, Tokenizer(model.tokenizer_path), stop_at_eos=False)
+    session = open_session(model, "gpu", stop_at_eos=False, trace=True)
+    engine = session.engine
     audio = synthetic_speech(args.seconds, model.config.audio.sampling_rate, seed=3)
     t0 = time.perf_counter()
     session.feed(audio)
@@ -46,7 +44,8 @@ def main() -> int:
     oracle = HFOracle(model, device="cuda")
     r = model.config.audio.samples_per_token
     right = (-len(audio)) % r + (session.n_delay + 11) * r
-    padded = np.concatenate([np.zeros(model.config.audio.n_left_pad_tokens * r, np.float32), audio, np.zeros(right, np.float32)])
+    left = model.config.audio.n_left_pad_tokens * r
+    padded = np.concatenate([np.zeros(left, np.float32), audio, np.zeros(right, np.float32)])
     ref_logits = oracle.teacher_forced_logits(oracle.mel(padded), ids, session.n_delay)
 
     steps = slice(len(session.prompt) - 1, len(ids) - 1)  # positions whose argmax is a generated token

@@ -2,7 +2,7 @@
 per kernel variant, from GPU timestamps: q4_matvec (lanes per team TEAM and rows of x per slice ROWS,
 constants) on the decoder's matrices with one row of x, and on the encoder's with 4 rows (a live step)
 and the decoder's with 2 and 8, each in one slice and in slices of two; q4_direct (slices of 8, 4 or 2
-rows, TEAM 16 to 128; "engine" marks the variant kernels.q4_kernel picks) on the 8-row shapes and on
+rows, TEAM 16 to 128; "engine" marks the variant formats.Q4_0Format.kernel picks) on the 8-row shapes and on
 the 16 rows of a speculative forward (decoder.SPEC_MAX); q4_tiles (output tiles of TM rows of x by TN
 weight rows, constants) on the encoder's, decoder's and adapter's shapes with 32 to 128 rows.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -27,16 +26,17 @@ import numpy as np
 import wgpu
 from wgpu.backends.wgpu_native.extras import write_timestamp
 
-from voxtral_desk.gpu import kernels as K
 from voxtral_desk.gpu.device import default_device
-from voxtral_desk.gpu.kernels import Kernels, empty, upload
+from voxtral_desk.gpu.formats import Q4_0
+from voxtral_desk.gpu.pipelines import Kernels
+from voxtral_desk.gpu.program import dummy, empty, upload
 
 # (name, rows n, inputs k) of the full decoder
 SHAPES = [("qkv", 6144, 3072), ("wo", 3072, 4096), ("w13", 18432, 3072), ("w2", 3072, 9216), ("head", 131072, 3072)]
 VARIANTS = [16, 32, 64]  # TEAM
 # (name, n, k, rows of x) for q4_matvec with several rows (up to 8), and its (ROWS, TEAM) variants that
-# hold them in one slice (ROWS = the rows) or in slices of two (kernels.q4_kernel says which the engine
-# uses); q4_direct's cases are those of more than STAGED_MAX_ROWS rows
+# hold them in one slice (ROWS = the rows) or in slices of two (Q4_0.kernel says which the engine uses);
+# q4_direct's cases are those of more than Q4_0.STAGED_MAX_ROWS rows
 ROW_SHAPES = [("enc w13", 10240, 1280, 4), ("enc qkv", 6144, 1280, 4), ("enc w2", 1280, 5120, 4),
               ("enc wo", 1280, 2048, 4), ("dec w13", 18432, 3072, 4), ("head", 131072, 3072, 4),
               ("dec w13", 18432, 3072, 2), ("dec w13", 18432, 3072, 8),
@@ -115,7 +115,7 @@ def main() -> int:
     cases += [(name, n, k, m, "q4_tiles", {"TM": tm, "TN": tn}) for name, n, k, m in TILE_SHAPES
               for tm, tn in tiles or TILE_VARIANTS[m]]
     cases += [(name, n, k, m, "q4_direct", {"ROWS": r, "TEAM": t}) for name, n, k, m in ROW_SHAPES
-              if m > K.STAGED_MAX_ROWS for r in DIRECT_ROWS for t in DIRECT_TEAMS if t // 4 <= k // 128]
+              if m > Q4_0.STAGED_MAX_ROWS for r in DIRECT_ROWS for t in DIRECT_TEAMS if t // 4 <= k // 128]
     cases = [c for c in cases if c[4] in args.kernels]
     mats, mats_key = [], None
     for name, n, k, m, kernel, consts in cases:
@@ -135,7 +135,7 @@ def main() -> int:
             continue
         if mats_key != (n, k):
             copies = max(1, min(16, (args.copies_mb << 20) // nbytes))
-            mats = [(upload(gpu, rng.integers(0, 2**32, (n, nb * 4), dtype=np.uint32)),  # layout: weights.interleave_q4
+            mats = [(upload(gpu, rng.integers(0, 2**32, (n, nb * 4), dtype=np.uint32)),  # layout: formats.interleave_q4
                      upload(gpu, (rng.standard_normal((n, nb)) * 0.01).astype(np.float16))) for _ in range(copies)]
             mats_key = (n, k)
         x = upload(gpu, rng.standard_normal((m, k)).astype(np.float32))
@@ -147,23 +147,19 @@ def main() -> int:
         source = kernels.source(kernel, consts)
         pipe = kernels.pipeline(kernel, source)
         layout = pipe.get_bind_group_layout(0)
-        shared = [(0, params, 256), (1, x, x.size), (4, K.dummy(gpu), 16), (5, out, out.size)]
+        shared = [(0, params, 256), (1, x, x.size), (4, dummy(gpu), 16), (5, out, out.size)]
         # q4_epilogue.wgsl's bindings (norm gain, RoPE table, K and V caches, state): not read, no flags
-        shared += [(b, K.dummy(gpu, role), 16) for b, role in ((6, "input"), (7, "input"), (8, "k"), (9, "v"),
-                                                                  (10, "input"))]
+        shared += [(b, dummy(gpu, role), 16) for b, role in ((6, "input"), (7, "input"), (8, "k"), (9, "v"),
+                                                              (10, "input"))]
         groups = [gpu.device.create_bind_group(layout=layout, entries=[
             {"binding": b, "resource": {"buffer": buf, "offset": 0, "size": size}}
             for b, buf, size in shared + [(2, nib, nib.size), (3, sc, sc.size)]]) for nib, sc in mats]
-        if kernel == "q4_tiles":
-            grid = (*K.groups_2d(math.ceil(n / consts["TN"])), math.ceil(m / consts["TM"]))
-        else:
-            rows = K.WEIGHT_ROWS_PER_TEAM[kernel] * K.WORKGROUP // consts["TEAM"]
-            grid = (*K.groups_2d(math.ceil(n / rows)), math.ceil(m / consts["ROWS"]))
+        grid = Q4_0.grid(kernel, consts, m, n)
         t = time_kernel(gpu, pipe, groups, grid, args.dispatches)
-        r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, **consts, "us": round(t * 1e6, 2), "GBps": round(nbytes / t / 1e9, 1),
-             "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
+        r = {"kernel": kernel, "shape": name, "n": n, "k": k, "m": m, **consts, "us": round(t * 1e6, 2),
+             "GBps": round(nbytes / t / 1e9, 1), "TFLOPs": round(2 * m * n * k / t / 1e12, 2)}
         if kernel == "q4_direct":
-            r["engine"] = K.q4_kernel(m, n, k) == (kernel, consts)
+            r["engine"] = Q4_0.kernel(m, n, k) == (kernel, consts)
         results.append(r)
         if not args.json:
             print(r, flush=True)

@@ -20,11 +20,10 @@ import numpy as np
 
 from voxtral_desk.audio import synthetic_speech
 from voxtral_desk.bench import file_mode_seconds
-from voxtral_desk.gpu.kernels import Profiler
+from voxtral_desk.gpu.program import Profiler
 from voxtral_desk.loader import load_model
-from voxtral_desk.pipeline import create_engine
+from voxtral_desk.pipeline import open_session
 from voxtral_desk.session import StreamingSession
-from voxtral_desk.tokenizer import Tokenizer
 
 WARM_STEPS = 5  # live steps run before the timed ones (pipelines, caches)
 
@@ -69,8 +68,7 @@ def run(model_path: str, variants: dict[str, Path | None], seconds: float, round
     file-mode tokens the others are compared with. classes: also each variant's GPU time per live step
     by kernel class (stamped per dispatch, after the first --at), once after the rounds."""
     model = load_model(model_path)
-    tokenizer = Tokenizer(model.tokenizer_path)
-    sessions = {name: StreamingSession(create_engine(model, "gpu", shaders=folder), tokenizer, stop_at_eos=False)
+    sessions = {name: open_session(model, "gpu", stop_at_eos=False, shaders=folder)
                 for name, folder in variants.items()}
     rate = model.config.audio.sampling_rate
     audio = synthetic_speech(seconds, rate)
@@ -90,7 +88,7 @@ def run(model_path: str, variants: dict[str, Path | None], seconds: float, round
             res = results[name]
             res["file_s"].append(round(wall, 4))
             res["tokens_differ_from_base"] = max(len(tokens), len(base_tokens)) - sum(
-                a == b for a, b in zip(tokens, base_tokens))
+                a == b for a, b in zip(tokens, base_tokens, strict=False))
             for a in at:
                 ms = live_gpu_ms(session, live, a, live_steps)
                 res["live_gpu_ms_per_step"][str(a)].append(None if ms is None else round(ms, 4))
@@ -136,7 +134,8 @@ def main() -> int:
         print(json.dumps(results, indent=1))
     else:
         for name, res in results.items():
-            live = ", ".join(f"{ms:.3f} ms after {a} s" for a, ms in res["live_gpu_ms_median"].items() if ms is not None)
+            live = ", ".join(f"{ms:.3f} ms after {a} s" for a, ms in res["live_gpu_ms_median"].items()
+                             if ms is not None)
             print(f"{name}: file mode {res['file_s_median']:.4f} s, {res['tokens_differ_from_base']} tokens "
                   f"differ from base; live step GPU time {live or 'not measured (no timestamp queries)'}")
             for tag, ms in res.get("live_class_ms_per_step", {}).items():

@@ -63,7 +63,8 @@ def main() -> int:
     result = {"engine": f"transformers bf16 on {torch.cuda.get_device_name()}", "audio_seconds": args.seconds,
               "load_s": round(load_s, 2), "file_wall_s": round(best, 4), "file_rtf": round(best / args.seconds, 4),
               "generated_tokens": generated, "file_tokens_per_s": round(generated / best, 1),
-              "runs_s": [round(t, 4) for t in times[1:]], "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+              "runs_s": [round(t, 4) for t in times[1:]],
+              "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     print(json.dumps(result, indent=2) if args.json else result)
     return 0
 

@@ -1,4 +1,4 @@
-// Log-mel features of STFT frames: audio.LogMel.log_mel on the GPU (spec §3), so that a live step's
+// Log-mel features of STFT frames: audio.LogMel.log_mel on the GPU (MODEL.md §3), so that a live step's
 // audio goes to the GPU as samples and no numpy work stands between the microphone and the encoder.
 // Frame f is the window of samples f * hop .. f * hop + N_FFT; its features land in row out_row0 + f of
 // out (the encoder's conv input, time-major). One workgroup per frame: the windowed samples and the

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from transformers import VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor, VoxtralRealtimeForConditionalGeneration
 
-from voxtral_desk.checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS
+from voxtral_desk.checkpoint import AUDIO_TENSORS, FINAL_NORM, TOKEN_EMBEDDINGS, decoder_layers, encoder_layers
 from voxtral_desk.config import ModelConfig
 
 
@@ -45,42 +45,43 @@ def hf_state_dict(cfg: ModelConfig, weights) -> dict[str, torch.Tensor]:
 
     put("model.language_model.embed_tokens.weight", TOKEN_EMBEDDINGS)
     put("lm_head.weight", TOKEN_EMBEDDINGS)
-    put("model.language_model.norm.weight", "norm.weight")
-    for j in range(d.n_layers):
-        hp, p = f"model.language_model.layers.{j}.", f"layers.{j}."
-        put(hp + "input_layernorm.weight", p + "attention_norm.weight")
-        put(hp + "post_attention_layernorm.weight", p + "ffn_norm.weight")
-        put(hp + "self_attn.q_proj.weight", p + "attention.wq.weight", d.n_heads)
-        put(hp + "self_attn.k_proj.weight", p + "attention.wk.weight", d.n_kv_heads)
-        put(hp + "self_attn.v_proj.weight", p + "attention.wv.weight")
-        put(hp + "self_attn.o_proj.weight", p + "attention.wo.weight")
-        put(hp + "mlp.gate_proj.weight", p + "feed_forward.w1.weight")
-        put(hp + "mlp.down_proj.weight", p + "feed_forward.w2.weight")
-        put(hp + "mlp.up_proj.weight", p + "feed_forward.w3.weight")
-        put(hp + "ada_rms_norm.linear1.weight", p + "ada_rms_norm_t_cond.0.weight")
-        put(hp + "ada_rms_norm.linear2.weight", p + "ada_rms_norm_t_cond.2.weight")
-    put("model.audio_tower.embedder.conv1.weight", ENCODER + "conv_layers.0.conv.weight")
-    put("model.audio_tower.embedder.conv1.bias", ENCODER + "conv_layers.0.conv.bias")
-    put("model.audio_tower.embedder.conv2.weight", ENCODER + "conv_layers.1.conv.weight")
-    put("model.audio_tower.embedder.conv2.bias", ENCODER + "conv_layers.1.conv.bias")
-    put("model.audio_tower.norm.weight", ENCODER + "transformer.norm.weight")
-    for i in range(e.n_layers):
-        hp, p = f"model.audio_tower.layers.{i}.", f"{ENCODER}transformer.layers.{i}."
-        put(hp + "self_attn.q_proj.weight", p + "attention.wq.weight", e.n_heads)
-        put(hp + "self_attn.q_proj.bias", p + "attention.wq.bias", e.n_heads)
-        put(hp + "self_attn.k_proj.weight", p + "attention.wk.weight", e.n_kv_heads)
-        put(hp + "self_attn.v_proj.weight", p + "attention.wv.weight")
-        put(hp + "self_attn.v_proj.bias", p + "attention.wv.bias")
-        put(hp + "self_attn.o_proj.weight", p + "attention.wo.weight")
-        put(hp + "self_attn.o_proj.bias", p + "attention.wo.bias")
-        put(hp + "self_attn_layer_norm.weight", p + "attention_norm.weight")
-        put(hp + "final_layer_norm.weight", p + "ffn_norm.weight")
-        put(hp + "mlp.gate_proj.weight", p + "feed_forward.w1.weight")
-        put(hp + "mlp.down_proj.weight", p + "feed_forward.w2.weight")
-        put(hp + "mlp.down_proj.bias", p + "feed_forward.w2.bias")
-        put(hp + "mlp.up_proj.weight", p + "feed_forward.w3.weight")
-    put("model.multi_modal_projector.linear_1.weight", AUDIO + "audio_language_projection.0.weight")
-    put("model.multi_modal_projector.linear_2.weight", AUDIO + "audio_language_projection.2.weight")
+    put("model.language_model.norm.weight", FINAL_NORM)
+    for j, L in enumerate(decoder_layers(cfg)):
+        hp = f"model.language_model.layers.{j}."
+        put(hp + "input_layernorm.weight", L.attn_norm)
+        put(hp + "post_attention_layernorm.weight", L.ffn_norm)
+        put(hp + "self_attn.q_proj.weight", L.wq, d.n_heads)
+        put(hp + "self_attn.k_proj.weight", L.wk, d.n_kv_heads)
+        put(hp + "self_attn.v_proj.weight", L.wv)
+        put(hp + "self_attn.o_proj.weight", L.wo)
+        put(hp + "mlp.gate_proj.weight", L.w1)
+        put(hp + "mlp.down_proj.weight", L.w2)
+        put(hp + "mlp.up_proj.weight", L.w3)
+        put(hp + "ada_rms_norm.linear1.weight", L.ada_down)
+        put(hp + "ada_rms_norm.linear2.weight", L.ada_up)
+    a = AUDIO_TENSORS
+    put("model.audio_tower.embedder.conv1.weight", a.conv0)
+    put("model.audio_tower.embedder.conv1.bias", a.conv0_bias)
+    put("model.audio_tower.embedder.conv2.weight", a.conv1)
+    put("model.audio_tower.embedder.conv2.bias", a.conv1_bias)
+    put("model.audio_tower.norm.weight", a.encoder_norm)
+    for i, L in enumerate(encoder_layers(cfg)):
+        hp = f"model.audio_tower.layers.{i}."
+        put(hp + "self_attn.q_proj.weight", L.wq, e.n_heads)
+        put(hp + "self_attn.q_proj.bias", L.wq_bias, e.n_heads)
+        put(hp + "self_attn.k_proj.weight", L.wk, e.n_kv_heads)
+        put(hp + "self_attn.v_proj.weight", L.wv)
+        put(hp + "self_attn.v_proj.bias", L.wv_bias)
+        put(hp + "self_attn.o_proj.weight", L.wo)
+        put(hp + "self_attn.o_proj.bias", L.wo_bias)
+        put(hp + "self_attn_layer_norm.weight", L.attn_norm)
+        put(hp + "final_layer_norm.weight", L.ffn_norm)
+        put(hp + "mlp.gate_proj.weight", L.w1)
+        put(hp + "mlp.down_proj.weight", L.w2)
+        put(hp + "mlp.down_proj.bias", L.w2_bias)
+        put(hp + "mlp.up_proj.weight", L.w3)
+    put("model.multi_modal_projector.linear_1.weight", a.adapter_in)
+    put("model.multi_modal_projector.linear_2.weight", a.adapter_out)
     return sd
 
 
@@ -99,7 +100,8 @@ class HFOracle:
         self.features = VoxtralRealtimeFeatureExtractor(feature_size=self.cfg.encoder.n_mels)
 
     def mel(self, padded_audio: np.ndarray) -> torch.Tensor:
-        mel = self.features(padded_audio, sampling_rate=self.cfg.audio.sampling_rate, return_tensors="pt").input_features
+        mel = self.features(padded_audio, sampling_rate=self.cfg.audio.sampling_rate,
+                            return_tensors="pt").input_features
         return mel.to(self.device)
 
     @torch.no_grad()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from voxtral_desk.checkpoint import (AUDIO_TENSORS, FINAL_NORM, TOKEN_EMBEDDINGS, decoder_layers, encoder_layers,
+                                     tensor_table)
 from voxtral_desk.loader import load_model
-from voxtral_desk.reference import ReferenceEngine, time_conditioning
+from voxtral_desk.model_math import time_conditioning
+from voxtral_desk.reference import ReferenceEngine
 from voxtral_desk.session import StreamingSession
 from voxtral_desk.tokenizer import Tokenizer
 
@@ -67,7 +70,7 @@ def test_f16_kv_cache_changes_only_what_attends(model_dir, clips):
 
 
 def test_time_conditioning_check_values():
-    """Spec §6 check values for the real width (3072) at 480 ms (6 tokens)."""
+    """MODEL.md §6 check values for the real width (3072) at 480 ms (6 tokens)."""
     t = time_conditioning(6, 3072)
     np.testing.assert_allclose(t[:3], [0.96017, 0.94953, 0.93775], atol=1e-5)
     np.testing.assert_allclose(t[1536:1539], [-0.27942, -0.31367, -0.34732], atol=1e-5)
@@ -85,3 +88,20 @@ def test_q4_0_gguf_weights_match_transformers_on_the_same_weights(model_dir, cli
         session, _ = run_reference(model, clips[name], 480)
         theirs = hf.run(padded(clips[name], session.n_delay, model.config), session.prompt, session.n_delay)
         assert [t.id for t in session.tokens] == theirs["generated"].tolist(), name
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-wide"])
+def test_typed_tensor_names_are_the_table(model_dir, preset):
+    """The names the engines and the oracle read (AUDIO_TENSORS, encoder_layers, decoder_layers, the
+    embeddings and the final norm) are exactly tensor_table's, each once, and the reference holds them all."""
+    model = load_model(model_dir(preset, 0))
+    cfg = model.config
+    typed = [TOKEN_EMBEDDINGS, FINAL_NORM, *vars(AUDIO_TENSORS).values()]
+    for layer in (*encoder_layers(cfg), *decoder_layers(cfg)):
+        typed += vars(layer).values()
+    table = [spec.name for spec in tensor_table(cfg)]
+    assert len(typed) == len(set(typed)) and sorted(typed) == sorted(table)
+    assert encoder_layers(cfg)[1].wq == ("mm_streams_embeddings.embedding_module.whisper_encoder.transformer.layers.1."
+                                         "attention.wq.weight")
+    assert decoder_layers(cfg)[1].ada_up == "layers.1.ada_rms_norm_t_cond.2.weight"
+    assert set(ReferenceEngine(model).w) == set(table)

@@ -1,5 +1,5 @@
-"""The model's tensors: the table of names and shapes (spec §1), and Mistral's original layout
-(`consolidated.safetensors` + `params.json` + `tekken.json`), read memory-mapped.
+"""The model's tensors: their names (typed per layer), the table of names and shapes (MODEL.md §1), and
+Mistral's original layout (`consolidated.safetensors` + `params.json` + `tekken.json`), read memory-mapped.
 
 safetensors is small enough to read by hand, and the `safetensors` package cannot hand bf16 to numpy.
 """
@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gguf import GGMLQuantizationType
 
 from .config import ModelConfig, ModelFileError
 
 AUDIO = "mm_streams_embeddings.embedding_module."
 ENCODER = AUDIO + "whisper_encoder."
-TOKEN_EMBEDDINGS = AUDIO + "tok_embeddings.weight"
+ENCODER_LAYERS = ENCODER + "transformer.layers."  # + "{i}." + the layer's tensor
+DECODER_LAYERS = "layers."
+TOKEN_EMBEDDINGS = AUDIO + "tok_embeddings.weight"  # [vocab, D], also the decoder's head (tied)
+FINAL_NORM = "norm.weight"  # the decoder's last RMSNorm, before the head
 ENCODER_KEY = "multimodal.whisper_model_args.encoder_args."  # where params.json keeps the encoder's settings
 
 
@@ -36,56 +40,133 @@ def file_damaged(path: Path, problem: str) -> ModelFileError:
 class TensorSpec:
     name: str
     shape: tuple[int, ...]  # PyTorch order: [out, in] for linear weights
-    quantize: bool  # a big matrix: stored as Q4_0 in our GGUF (spec §9.1); F32 otherwise
+    quantize: bool  # a big matrix: stored as Q4_0 in our GGUF (MODEL.md §9.1); F32 otherwise
+
+
+@dataclass(frozen=True)
+class AudioTensors:
+    """The audio side's tensors outside the encoder layers: the causal conv stem, the encoder's final norm
+    and the adapter (Linear, GELU, Linear)."""
+
+    conv0: str = ENCODER + "conv_layers.0.conv.weight"  # [De, n_mels, 3]
+    conv0_bias: str = ENCODER + "conv_layers.0.conv.bias"
+    conv1: str = ENCODER + "conv_layers.1.conv.weight"  # [De, De, 3], stride 2
+    conv1_bias: str = ENCODER + "conv_layers.1.conv.bias"
+    encoder_norm: str = ENCODER + "transformer.norm.weight"
+    adapter_in: str = AUDIO + "audio_language_projection.0.weight"  # [D, De * downsample_factor]
+    adapter_out: str = AUDIO + "audio_language_projection.2.weight"  # [D, D]
+
+
+AUDIO_TENSORS = AudioTensors()
+
+
+@dataclass(frozen=True)
+class EncoderLayer:
+    """The tensors of one encoder layer (wk has no bias)."""
+
+    attn_norm: str
+    wq: str
+    wq_bias: str
+    wk: str
+    wv: str
+    wv_bias: str
+    wo: str
+    wo_bias: str
+    ffn_norm: str
+    w1: str  # SwiGLU gate
+    w2: str  # down
+    w2_bias: str
+    w3: str  # SwiGLU up
+
+    @classmethod
+    def of(cls, i: int) -> EncoderLayer:
+        p = f"{ENCODER_LAYERS}{i}."
+        return cls(attn_norm=p + "attention_norm.weight", wq=p + "attention.wq.weight", wq_bias=p + "attention.wq.bias",
+                   wk=p + "attention.wk.weight", wv=p + "attention.wv.weight", wv_bias=p + "attention.wv.bias",
+                   wo=p + "attention.wo.weight", wo_bias=p + "attention.wo.bias", ffn_norm=p + "ffn_norm.weight",
+                   w1=p + "feed_forward.w1.weight", w2=p + "feed_forward.w2.weight",
+                   w2_bias=p + "feed_forward.w2.bias", w3=p + "feed_forward.w3.weight")
+
+
+@dataclass(frozen=True)
+class DecoderLayer:
+    """The tensors of one decoder layer (no biases)."""
+
+    attn_norm: str
+    ffn_norm: str
+    wq: str
+    wk: str
+    wv: str
+    wo: str
+    w1: str  # SwiGLU gate
+    w2: str  # down
+    w3: str  # SwiGLU up
+    ada_down: str  # the ada-norm's time conditioning: Linear [ada_dim, D], GELU,
+    ada_up: str  # Linear [D, ada_dim]
+
+    @classmethod
+    def of(cls, j: int) -> DecoderLayer:
+        p = f"{DECODER_LAYERS}{j}."
+        return cls(attn_norm=p + "attention_norm.weight", ffn_norm=p + "ffn_norm.weight", wq=p + "attention.wq.weight",
+                   wk=p + "attention.wk.weight", wv=p + "attention.wv.weight", wo=p + "attention.wo.weight",
+                   w1=p + "feed_forward.w1.weight", w2=p + "feed_forward.w2.weight", w3=p + "feed_forward.w3.weight",
+                   ada_down=p + "ada_rms_norm_t_cond.0.weight", ada_up=p + "ada_rms_norm_t_cond.2.weight")
+
+
+def encoder_layers(cfg: ModelConfig) -> list[EncoderLayer]:
+    return [EncoderLayer.of(i) for i in range(cfg.encoder.n_layers)]
+
+
+def decoder_layers(cfg: ModelConfig) -> list[DecoderLayer]:
+    return [DecoderLayer.of(j) for j in range(cfg.decoder.n_layers)]
 
 
 def tensor_table(cfg: ModelConfig) -> list[TensorSpec]:
     """Every tensor of the checkpoint, in file order, with the shape the config implies."""
     e, d = cfg.encoder, cfg.decoder
+    a = AUDIO_TENSORS
     t: list[TensorSpec] = []
 
     def add(name, shape, quantize=False):
         t.append(TensorSpec(name, tuple(shape), quantize))
 
     add(TOKEN_EMBEDDINGS, (d.vocab_size, d.dim), True)
-    add(ENCODER + "conv_layers.0.conv.weight", (e.dim, e.n_mels, 3))
-    add(ENCODER + "conv_layers.0.conv.bias", (e.dim,))
-    add(ENCODER + "conv_layers.1.conv.weight", (e.dim, e.dim, 3))
-    add(ENCODER + "conv_layers.1.conv.bias", (e.dim,))
+    add(a.conv0, (e.dim, e.n_mels, 3))
+    add(a.conv0_bias, (e.dim,))
+    add(a.conv1, (e.dim, e.dim, 3))
+    add(a.conv1_bias, (e.dim,))
     q_dim, kv_dim = e.n_heads * e.head_dim, e.n_kv_heads * e.head_dim
-    for i in range(e.n_layers):
-        p = f"{ENCODER}transformer.layers.{i}."
-        add(p + "attention.wq.weight", (q_dim, e.dim), True)
-        add(p + "attention.wq.bias", (q_dim,))
-        add(p + "attention.wk.weight", (kv_dim, e.dim), True)
-        add(p + "attention.wv.weight", (kv_dim, e.dim), True)
-        add(p + "attention.wv.bias", (kv_dim,))
-        add(p + "attention.wo.weight", (e.dim, q_dim), True)
-        add(p + "attention.wo.bias", (e.dim,))
-        add(p + "attention_norm.weight", (e.dim,))
-        add(p + "ffn_norm.weight", (e.dim,))
-        add(p + "feed_forward.w1.weight", (e.hidden_dim, e.dim), True)
-        add(p + "feed_forward.w2.weight", (e.dim, e.hidden_dim), True)
-        add(p + "feed_forward.w2.bias", (e.dim,))
-        add(p + "feed_forward.w3.weight", (e.hidden_dim, e.dim), True)
-    add(ENCODER + "transformer.norm.weight", (e.dim,))
-    add(AUDIO + "audio_language_projection.0.weight", (d.dim, e.dim * e.downsample_factor), True)
-    add(AUDIO + "audio_language_projection.2.weight", (d.dim, d.dim), True)
+    for L in encoder_layers(cfg):
+        add(L.wq, (q_dim, e.dim), True)
+        add(L.wq_bias, (q_dim,))
+        add(L.wk, (kv_dim, e.dim), True)
+        add(L.wv, (kv_dim, e.dim), True)
+        add(L.wv_bias, (kv_dim,))
+        add(L.wo, (e.dim, q_dim), True)
+        add(L.wo_bias, (e.dim,))
+        add(L.attn_norm, (e.dim,))
+        add(L.ffn_norm, (e.dim,))
+        add(L.w1, (e.hidden_dim, e.dim), True)
+        add(L.w2, (e.dim, e.hidden_dim), True)
+        add(L.w2_bias, (e.dim,))
+        add(L.w3, (e.hidden_dim, e.dim), True)
+    add(a.encoder_norm, (e.dim,))
+    add(a.adapter_in, (d.dim, e.dim * e.downsample_factor), True)
+    add(a.adapter_out, (d.dim, d.dim), True)
     q_dim, kv_dim = d.n_heads * d.head_dim, d.n_kv_heads * d.head_dim
-    for j in range(d.n_layers):
-        p = f"layers.{j}."
-        add(p + "attention_norm.weight", (d.dim,))
-        add(p + "ffn_norm.weight", (d.dim,))
-        add(p + "attention.wq.weight", (q_dim, d.dim), True)
-        add(p + "attention.wk.weight", (kv_dim, d.dim), True)
-        add(p + "attention.wv.weight", (kv_dim, d.dim), True)
-        add(p + "attention.wo.weight", (d.dim, q_dim), True)
-        add(p + "feed_forward.w1.weight", (d.hidden_dim, d.dim), True)
-        add(p + "feed_forward.w2.weight", (d.dim, d.hidden_dim), True)
-        add(p + "feed_forward.w3.weight", (d.hidden_dim, d.dim), True)
-        add(p + "ada_rms_norm_t_cond.0.weight", (d.ada_dim, d.dim), True)
-        add(p + "ada_rms_norm_t_cond.2.weight", (d.dim, d.ada_dim), True)
-    add("norm.weight", (d.dim,))
+    for L in decoder_layers(cfg):
+        add(L.attn_norm, (d.dim,))
+        add(L.ffn_norm, (d.dim,))
+        add(L.wq, (q_dim, d.dim), True)
+        add(L.wk, (kv_dim, d.dim), True)
+        add(L.wv, (kv_dim, d.dim), True)
+        add(L.wo, (d.dim, q_dim), True)
+        add(L.w1, (d.hidden_dim, d.dim), True)
+        add(L.w2, (d.dim, d.hidden_dim), True)
+        add(L.w3, (d.hidden_dim, d.dim), True)
+        add(L.ada_down, (d.ada_dim, d.dim), True)
+        add(L.ada_up, (d.dim, d.ada_dim), True)
+    add(FINAL_NORM, (d.dim,))
     return t
 
 
@@ -209,9 +290,8 @@ def _layers_present(names: set[str], prefix: str) -> int:
 def check_tensors(cfg: ModelConfig, shape_of, names: set[str], where: str) -> None:
     """Fail with one clear message: a layer count that disagrees with the settings, missing tensors or
     wrong shapes."""
-    for prefix, key, n_layers, part in ((ENCODER + "transformer.layers.", ENCODER_KEY + "n_layers",
-                                         cfg.encoder.n_layers, "encoder"),
-                                        ("layers.", "n_layers", cfg.decoder.n_layers, "decoder")):
+    for prefix, key, n_layers, part in ((ENCODER_LAYERS, ENCODER_KEY + "n_layers", cfg.encoder.n_layers, "encoder"),
+                                        (DECODER_LAYERS, "n_layers", cfg.decoder.n_layers, "decoder")):
         present = _layers_present(names, prefix)
         if present != n_layers:
             raise ModelFileError(f"{where}: holds {present} {part} layers, but the model settings say {key} is "
@@ -256,3 +336,7 @@ class OriginalCheckpoint:
 
     def q4_0(self, name: str) -> np.ndarray | None:
         return None  # stored as floats; the GPU engine quantises at load time
+
+    def raw(self, name: str) -> tuple[GGMLQuantizationType, np.ndarray]:
+        """The tensor as the engines get it from this layout: float32 (bf16 and f16 are widened)."""
+        return GGMLQuantizationType.F32, self.file.f32(name)

@@ -3,83 +3,19 @@
 Shapes are written as [rows, features]; T is a number of encoder frames or decoder positions in the
 current call, S the number of cached keys, D the model width, H/KV the query/key-value head counts and
 hd the head dimension. Everything runs incrementally with caches, so streaming and offline transcription
-are the same computation (offline simply feeds all the audio at once).
+are the same computation (offline simply feeds all the audio at once). The maths it shares with the GPU
+engine (activations, RMSNorm, RoPE, attention, time conditioning) is in model_math.py.
 """
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 
 from .audio import LogMel, frames_in_span
-from .checkpoint import AUDIO, ENCODER, TOKEN_EMBEDDINGS
+from .checkpoint import AUDIO_TENSORS, FINAL_NORM, TOKEN_EMBEDDINGS, decoder_layers, encoder_layers
 from .config import ModelConfig
-
-SQRT_HALF = 1.0 / math.sqrt(2.0)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf, and the shaders use the same."""
-    x64 = x.astype(np.float64)
-    s = np.sign(x64)
-    a = np.abs(x64)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return (s * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
-
-
-def gelu(x: np.ndarray) -> np.ndarray:  # exact (erf) GELU, as upstream
-    return (0.5 * x * (1.0 + erf(x * SQRT_HALF))).astype(np.float32)
-
-
-def silu(x: np.ndarray) -> np.ndarray:
-    return (x / (1.0 + np.exp(-x))).astype(np.float32)
-
-
-def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
-    return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps)) * w).astype(np.float32)
-
-
-def rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin [T, hd/2] in float32, the precision upstream uses for the angles."""
-    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))))
-    angles = positions.astype(np.float32)[:, None] * inv_freq.astype(np.float32)[None, :]
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
-
-
-def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Interleaved (GPT-J) rotation of the raw Mistral weights: pairs (2k, 2k+1). x: [T, heads, hd]."""
-    even, odd = x[..., 0::2], x[..., 1::2]
-    c, s = cos[:, None, :], sin[:, None, :]
-    out = np.empty_like(x)
-    out[..., 0::2] = even * c - odd * s
-    out[..., 1::2] = even * s + odd * c
-    return out
-
-
-def attention(q, k, v, q_pos, k_pos, window: int) -> np.ndarray:
-    """Causal sliding-window attention with grouped KV heads.
-    q [T, H, hd], k/v [S, KV, hd], q_pos [T], k_pos [S] -> [T, H*hd]."""
-    n_heads, n_kv, hd = q.shape[1], k.shape[1], q.shape[2]
-    group = n_heads // n_kv
-    kq = np.repeat(k, group, axis=1)  # [S, H, hd]
-    vq = np.repeat(v, group, axis=1)
-    scores = np.einsum("thd,shd->hts", q, kq) * np.float32(1.0 / math.sqrt(hd))  # [H, T, S]
-    visible = (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)
-    scores = np.where(visible[None], scores, -np.inf)
-    scores = scores - scores.max(axis=-1, keepdims=True)
-    p = np.exp(scores)
-    p /= p.sum(axis=-1, keepdims=True)
-    return np.einsum("hts,shd->thd", p.astype(np.float32), vq).reshape(q.shape[0], n_heads * hd)
-
-
-def time_conditioning(n_delay: int, dim: int) -> np.ndarray:
-    """t_cond [D]: cosines then sines of n_delay at frequencies 10000^(-k/(D/2))."""
-    half = dim // 2
-    inv_freq = np.exp(-math.log(10000.0) * np.arange(half, dtype=np.float32) / np.float32(half)).astype(np.float32)
-    emb = np.float32(n_delay) * inv_freq
-    return np.concatenate([np.cos(emb), np.sin(emb)]).astype(np.float32)
+from .model_math import apply_rope, attention, gelu, rms_norm, rope_tables, silu, time_conditioning
 
 
 class KVCache:
@@ -137,9 +73,9 @@ class ReferenceEngine:
             self.n_delay = n_delay
             t_cond = time_conditioning(n_delay, d.dim)
             self.ada_scale = []  # (1 + s_j) per decoder layer, constant for a fixed delay
-            for j in range(d.n_layers):
-                down = self.w[f"layers.{j}.ada_rms_norm_t_cond.0.weight"] @ t_cond
-                self.ada_scale.append((1.0 + self.w[f"layers.{j}.ada_rms_norm_t_cond.2.weight"] @ gelu(down)).astype(np.float32))
+            for L in decoder_layers(self.config):
+                down = self.w[L.ada_down] @ t_cond
+                self.ada_scale.append((1.0 + self.w[L.ada_up] @ gelu(down)).astype(np.float32))
         if self.trace is not None:
             self.trace.clear()
 
@@ -201,15 +137,15 @@ class ReferenceEngine:
         """Causal conv k=3 stride 1, GELU, causal conv k=3 stride 2, GELU. mel [n_mels, 2m] -> [m, De]."""
         x = np.concatenate([self.conv0_tail, mel], axis=1)  # [n_mels, 2 + 2m]
         self.conv0_tail = x[:, -2:]
-        h = gelu(self._conv(x, ENCODER + "conv_layers.0.conv", stride=1))  # [De, 2m]
+        h = gelu(self._conv(x, AUDIO_TENSORS.conv0, AUDIO_TENSORS.conv0_bias, stride=1))  # [De, 2m]
         h = np.concatenate([self.conv1_tail, h], axis=1)  # [De, 1 + 2m]
         self.conv1_tail = h[:, -1:]
-        y = gelu(self._conv(h, ENCODER + "conv_layers.1.conv", stride=2)).T  # [m, De]
+        y = gelu(self._conv(h, AUDIO_TENSORS.conv1, AUDIO_TENSORS.conv1_bias, stride=2)).T  # [m, De]
         self._record("conv", y)
         return np.ascontiguousarray(y)
 
-    def _conv(self, x, prefix, stride):
-        w, b = self.w[prefix + ".weight"], self.w[prefix + ".bias"]  # [out, in, 3], [out]
+    def _conv(self, x, weight: str, bias: str, stride: int):
+        w, b = self.w[weight], self.w[bias]  # [out, in, 3], [out]
         n_out = (x.shape[1] - 3) // stride + 1
         taps = [x[:, k : k + stride * (n_out - 1) + 1 : stride] for k in range(3)]  # 3 × [in, n_out]
         return (sum(w[:, :, k] @ taps[k] for k in range(3)) + b[:, None]).astype(np.float32)
@@ -219,22 +155,21 @@ class ReferenceEngine:
         pos = np.arange(self.enc_pos, self.enc_pos + len(x))
         self.enc_pos += len(x)
         cos, sin = rope_tables(pos, e.head_dim, e.rope_theta)
-        for i in range(e.n_layers):
-            p = f"{ENCODER}transformer.layers.{i}."
-            h = rms_norm(x, self.w[p + "attention_norm.weight"], e.norm_eps)
-            q = (h @ self.w[p + "attention.wq.weight"].T + self.w[p + "attention.wq.bias"]).reshape(len(x), e.n_heads, e.head_dim)
-            k = (h @ self.w[p + "attention.wk.weight"].T).reshape(len(x), e.n_kv_heads, e.head_dim)
-            v = (h @ self.w[p + "attention.wv.weight"].T + self.w[p + "attention.wv.bias"]).reshape(len(x), e.n_kv_heads, e.head_dim)
+        w = self.w
+        for L, cache in zip(encoder_layers(self.config), self.enc_cache, strict=True):
+            h = rms_norm(x, w[L.attn_norm], e.norm_eps)
+            q = (h @ w[L.wq].T + w[L.wq_bias]).reshape(len(x), e.n_heads, e.head_dim)
+            k = (h @ w[L.wk].T).reshape(len(x), e.n_kv_heads, e.head_dim)
+            v = (h @ w[L.wv].T + w[L.wv_bias]).reshape(len(x), e.n_kv_heads, e.head_dim)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            cache = self.enc_cache[i]
             cache.extend(k, v, pos)
             a = attention(q, cache.k, cache.v, pos, cache.pos, e.sliding_window)
             cache.trim()
-            x = x + a @ self.w[p + "attention.wo.weight"].T + self.w[p + "attention.wo.bias"]
-            h = rms_norm(x, self.w[p + "ffn_norm.weight"], e.norm_eps)
-            gate = silu(h @ self.w[p + "feed_forward.w1.weight"].T) * (h @ self.w[p + "feed_forward.w3.weight"].T)
-            x = (x + gate @ self.w[p + "feed_forward.w2.weight"].T + self.w[p + "feed_forward.w2.bias"]).astype(np.float32)
-        x = rms_norm(x, self.w[ENCODER + "transformer.norm.weight"], e.norm_eps)
+            x = x + a @ w[L.wo].T + w[L.wo_bias]
+            h = rms_norm(x, w[L.ffn_norm], e.norm_eps)
+            gate = silu(h @ w[L.w1].T) * (h @ w[L.w3].T)
+            x = (x + gate @ w[L.w2].T + w[L.w2_bias]).astype(np.float32)
+        x = rms_norm(x, w[AUDIO_TENSORS.encoder_norm], e.norm_eps)
         self._record("encoder", x)
         return x
 
@@ -242,8 +177,8 @@ class ReferenceEngine:
         """[4k, De] -> [k, D]: concatenate each 4 frames, Linear, GELU, Linear."""
         f = self.config.encoder.downsample_factor
         x = x.reshape(len(x) // f, f * x.shape[1])
-        x = gelu(x @ self.w[AUDIO + "audio_language_projection.0.weight"].T)
-        x = (x @ self.w[AUDIO + "audio_language_projection.2.weight"].T).astype(np.float32)
+        x = gelu(x @ self.w[AUDIO_TENSORS.adapter_in].T)
+        x = (x @ self.w[AUDIO_TENSORS.adapter_out].T).astype(np.float32)
         self._record("adapter", x)
         return x
 
@@ -256,22 +191,21 @@ class ReferenceEngine:
         pos = np.arange(self.position, self.position + n)
         self.position += n
         cos, sin = rope_tables(pos, d.head_dim, d.rope_theta)
-        for j in range(d.n_layers):
-            p = f"layers.{j}."
-            h = rms_norm(x, self.w[p + "attention_norm.weight"], d.norm_eps)
-            q = (h @ self.w[p + "attention.wq.weight"].T).reshape(n, d.n_heads, d.head_dim)
-            k = (h @ self.w[p + "attention.wk.weight"].T).reshape(n, d.n_kv_heads, d.head_dim)
-            v = (h @ self.w[p + "attention.wv.weight"].T).reshape(n, d.n_kv_heads, d.head_dim)
+        w = self.w
+        for L, cache, ada_scale in zip(decoder_layers(self.config), self.dec_cache, self.ada_scale, strict=True):
+            h = rms_norm(x, w[L.attn_norm], d.norm_eps)
+            q = (h @ w[L.wq].T).reshape(n, d.n_heads, d.head_dim)
+            k = (h @ w[L.wk].T).reshape(n, d.n_kv_heads, d.head_dim)
+            v = (h @ w[L.wv].T).reshape(n, d.n_kv_heads, d.head_dim)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            cache = self.dec_cache[j]
             cache.extend(k, v, pos)
             a = attention(q, cache.k, cache.v, pos, cache.pos, d.sliding_window)
             cache.trim()
-            x = x + a @ self.w[p + "attention.wo.weight"].T
-            h = rms_norm(x, self.w[p + "ffn_norm.weight"], d.norm_eps) * self.ada_scale[j]
-            gate = silu(h @ self.w[p + "feed_forward.w1.weight"].T) * (h @ self.w[p + "feed_forward.w3.weight"].T)
-            x = (x + gate @ self.w[p + "feed_forward.w2.weight"].T).astype(np.float32)
-        x = rms_norm(x, self.w["norm.weight"], d.norm_eps)
+            x = x + a @ w[L.wo].T
+            h = rms_norm(x, w[L.ffn_norm], d.norm_eps) * ada_scale
+            gate = silu(h @ w[L.w1].T) * (h @ w[L.w3].T)
+            x = (x + gate @ w[L.w2].T).astype(np.float32)
+        x = rms_norm(x, w[FINAL_NORM], d.norm_eps)
         logits = x @ self.w[TOKEN_EMBEDDINGS].T  # [n, vocab], tied head
         self._record("logits", logits)
         ids_out = logits.argmax(axis=-1)

@@ -110,7 +110,8 @@ def check_transcription() -> bool:
         # original checkpoint at load time, the reference would not).
         make_test_model(Path(tmp) / "checkpoint", "tiny", MODEL_SEED)
         gguf = convert_checkpoint(Path(tmp) / "checkpoint", Path(tmp) / "q4", None)[0]
-        print(f"model: tiny random test model (seed {MODEL_SEED}) as Q4_0 GGUF; clip: {CLIP_SECONDS} s synthetic vowels")
+        print(f"model: tiny random test model (seed {MODEL_SEED}) as Q4_0 GGUF; "
+              f"clip: {CLIP_SECONDS} s synthetic vowels")
         gpu = open_session(gguf, "gpu")
         print(f"engine: {gpu.engine.name}")
         gpu_ids, gpu_s = _stream(gpu, clip)
@@ -127,7 +128,8 @@ def check_transcription() -> bool:
         print(f"transcription: FAIL the reference produced no tokens for the {CLIP_SECONDS} s clip")
         return False
     if gpu_ids != ref_ids:
-        first = next((i for i, (a, b) in enumerate(zip(gpu_ids, ref_ids)) if a != b), min(len(gpu_ids), len(ref_ids)))
+        first = next((i for i, (a, b) in enumerate(zip(gpu_ids, ref_ids, strict=False)) if a != b),
+                     min(len(gpu_ids), len(ref_ids)))
         margin = f", reference margin there {margins[first]:.3f}" if first < len(margins) else ""
         print(f"transcription: FAIL token ids differ from token {first} "
               f"(gpu {gpu_ids[first:first + 5]}, reference {ref_ids[first:first + 5]}{margin})")
@@ -155,7 +157,8 @@ def run_self_test() -> int:
             break  # without an adapter nothing else can run
     _report_microphone_library()
     ok = len(results) == 3 and all(results.values())
-    print(f"self-test {'PASSED' if ok else 'FAILED'}: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in results.items()))
+    summary = ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in results.items())
+    print(f"self-test {'PASSED' if ok else 'FAILED'}: " + summary)
     return 0 if ok else 1
 
 

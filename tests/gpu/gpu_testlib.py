@@ -19,7 +19,7 @@ def transcribe(engine, model, audio: np.ndarray, delay_ms: int, bounds: list[int
     if bounds is None:
         session.feed(audio)
     else:
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
             session.feed(audio[start:stop])
     session.flush()
     return [t.id for t in session.tokens]

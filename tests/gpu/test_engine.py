@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import wgpu
 
-from voxtral_desk.gpu import decoder as dec, kernels
+from voxtral_desk.gpu import decoder as dec, ops
 from voxtral_desk.gpu.engine import GPUEngine
-from voxtral_desk.gpu.kernels import Ahead, shared_kernels
+from voxtral_desk.gpu.pipelines import shared_kernels
+from voxtral_desk.gpu.program import Ahead
+from voxtral_desk.pipeline import open_session
 from voxtral_desk.reference import ReferenceEngine
-from voxtral_desk.session import StreamingSession
-from voxtral_desk.tokenizer import Tokenizer
 
 from gpu_testlib import DELAYS, PRESETS, SEEDS, STAGE_REPORT, transcribe
 
@@ -23,7 +23,8 @@ STAGE_TOL = 1e-4  # max |gpu - ref| / max |ref| per stage, f32 on both sides
 @pytest.fixture(scope="module")
 def engines(models, gpu):
     """One engine pair per model, reused through reset() as the app does."""
-    return {key: (ReferenceEngine(m, kv_dtype=GPUEngine.kv_dtype), GPUEngine(m, device=gpu)) for key, m in models.items()}
+    return {key: (ReferenceEngine(m, kv_dtype=GPUEngine.kv_dtype), GPUEngine(m, device=gpu))
+            for key, m in models.items()}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -48,8 +49,10 @@ def relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
 @pytest.mark.parametrize("delay", DELAYS)
 def test_stage_errors(preset, delay, models, clips, gpu):
     model = models[preset, 0]
-    ref_engine, gpu_engine = ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype), GPUEngine(model, trace=True, device=gpu)
-    assert transcribe(gpu_engine, model, clips["speech"], delay) == transcribe(ref_engine, model, clips["speech"], delay)
+    ref_engine, gpu_engine = (ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype),
+                              GPUEngine(model, trace=True, device=gpu))
+    speech = clips["speech"]
+    assert transcribe(gpu_engine, model, speech, delay) == transcribe(ref_engine, model, speech, delay)
     report = []
     for stage in ("mel", "conv", "encoder", "adapter", "logits"):
         err = relative_error(gpu_engine.trace[stage], ref_engine.trace[stage])
@@ -79,11 +82,11 @@ def test_streaming_equals_offline(preset, models, clips, engines):
 def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkeypatch):
     """decode(1) per token: no pipeline, bind group or buffer is created once the engine is warm, the
     ids come back through the one persistent staging buffer, and every step submits the encoder's and
-    the decoder's command buffers recorded during the step before (kernels.Ahead), their RoPE rows
+    the decoder's command buffers recorded during the step before (program.Ahead), their RoPE rows
     written then too: a step's first GPU work is its two submits."""
     model = models["tiny", 2]
-    engine = GPUEngine(model, device=gpu)
-    session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
+    session = open_session(model, "gpu", 480, device=gpu)
+    engine = session.engine
     audio = clips["speech"]
     session.feed(audio[:20000])  # warm: prompt decoded, programs prepared,
     session.feed(audio[20000:21280])  # and the kernel variants of a live step met once
@@ -92,10 +95,12 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     device_cls = type(gpu.device)
     for method in ("create_bind_group", "create_compute_pipeline", "create_buffer", "create_buffer_with_data"):
         original = getattr(device_cls, method)
-        monkeypatch.setattr(device_cls, method, lambda self, *a, _o=original, _m=method, **k: created.append(_m) or _o(self, *a, **k))
+        monkeypatch.setattr(device_cls, method,
+                            lambda self, *a, _o=original, _m=method, **k: created.append(_m) or _o(self, *a, **k))
     calls = []
     original_decode = engine.decoder.decode
-    monkeypatch.setattr(engine.decoder, "decode", lambda n, trace, **kw: calls.append(n) or original_decode(n, trace, **kw))
+    monkeypatch.setattr(engine.decoder, "decode",
+                        lambda n, trace, **kw: calls.append(n) or original_decode(n, trace, **kw))
     taken = []
     original_take = Ahead.take
 
@@ -108,9 +113,10 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     events = []
     queue_cls = type(gpu.queue)
     original_submit = queue_cls.submit
-    monkeypatch.setattr(queue_cls, "submit", lambda self, buffers: events.append("submit") or original_submit(self, buffers))
-    original_rope = kernels.write_rope_table
-    monkeypatch.setattr(kernels, "write_rope_table", lambda *a: events.append("rope") or original_rope(*a))
+    monkeypatch.setattr(queue_cls, "submit",
+                        lambda self, buffers: events.append("submit") or original_submit(self, buffers))
+    original_rope = ops.write_rope_table
+    monkeypatch.setattr(ops, "write_rope_table", lambda *a: events.append("rope") or original_rope(*a))
     for start in range(21280, len(audio), 1280):
         events.append("feed")
         session.feed(audio[start: start + 1280])
@@ -120,7 +126,7 @@ def test_live_mode_reuses_its_buffers_and_bind_groups(models, clips, gpu, monkey
     assert steps == [["submit", "submit", "rope", "rope"]] * len(calls), steps
     assert engine.decoder.staging is staging
     assert created == [], created
-    staging.map_sync(wgpu.MapMode.READ)  # left unmapped by kernels.map_read
+    staging.map_sync(wgpu.MapMode.READ)  # left unmapped by program.map_read
     staging.unmap()
     engine.synchronize()
     assert engine.gpu_memory_bytes > 0
@@ -150,11 +156,11 @@ def test_ring_growth_and_wrap(models, clips, gpu, monkeypatch):
 
 def test_split_attention_keeps_tokens(models, clips, gpu, monkeypatch):
     """GPUs split the keys of few-query attention with long windows over workgroups
-    (kernels.attention_splits); software adapters, where these tests usually run, do not, and the tiny
+    (ops.attention_splits); software adapters, where these tests usually run, do not, and the tiny
     models' windows are short. Forced here, in one offline transcription and one of 80 ms live steps,
     the tokens stay the reference's."""
-    monkeypatch.setattr(shared_kernels(gpu), "attention_split_from", kernels.ATTENTION_SPLIT_FROM)
-    monkeypatch.setattr(kernels, "ATTENTION_SPLIT_WINDOW", 0)
+    monkeypatch.setattr(shared_kernels(gpu), "attention_split_from", ops.ATTENTION_SPLIT_FROM)
+    monkeypatch.setattr(ops, "ATTENTION_SPLIT_WINDOW", 0)
     model = models["tiny", 0]
     engine = GPUEngine(model, device=gpu)
     audio = clips["speech"]
@@ -176,7 +182,8 @@ def test_speculative_decoding_keeps_greedy_tokens_and_logits(models, clips, gpu,
     mid-way (1 < accepted < k) and some at once: tokens stay identical to the reference's one-at-a-time
     decoding, and the trace holds exactly the accepted positions' logits, in order, within tolerance."""
     model = models["tiny", 0]
-    engine, ref_engine = GPUEngine(model, trace=True, device=gpu), ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype)
+    engine, ref_engine = (GPUEngine(model, trace=True, device=gpu),
+                          ReferenceEngine(model, trace=True, kv_dtype=GPUEngine.kv_dtype))
     rounds = []
     original = engine.decoder._speculate
     monkeypatch.setattr(engine.decoder, "_speculate",

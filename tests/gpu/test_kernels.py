@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
 import wgpu
 
+from voxtral_desk.gpu import shaders_dir
 from voxtral_desk.gpu.checks import run_kernel_checks
 from voxtral_desk.gpu.device import open_device
-from voxtral_desk.gpu.kernels import KERNEL_SOURCES, MAX_GROUPS, Kernels, Program, empty, map_read, upload
+from voxtral_desk.gpu.subgroups import subgroups_work
+from voxtral_desk.gpu.pipelines import KERNEL_SOURCES, Kernels
+from voxtral_desk.gpu.program import MAX_GROUPS, Program, empty, map_read, upload
 
 pytestmark = pytest.mark.gpu
 
@@ -36,7 +40,7 @@ def test_every_kernel_is_checked(checks, gpu):
 
 
 def test_kernels_pass_with_runtime_checks(gpu):
-    """The engine's kernels are compiled without naga's index clamps (kernels.shader_module). With the
+    """The engine's kernels are compiled without naga's index clamps (pipelines.shader_module). With the
     clamps, an access out of bounds lands on another element instead of robust access's zero or
     nothing, so a kernel that relied on straying would fail here."""
     results = run_kernel_checks(gpu, runtime_checks=True)
@@ -72,7 +76,7 @@ def test_a_bad_dispatch_is_reported(gpu):
 
 @pytest.mark.parametrize("spin", [False, True])
 def test_map_read_returns_what_the_gpu_copied(gpu, spin):
-    """kernels.map_read waits for the submitted copy itself (wgpu-native's poll on this thread), also
+    """program.map_read waits for the submitted copy itself (wgpu-native's poll on this thread), also
     when it spins first as it does on hardware adapters."""
     gpu = dataclasses.replace(gpu, is_software=not spin)
     data = np.arange(64, dtype=np.uint32) * 7919
@@ -90,3 +94,18 @@ def test_map_read_failure_is_an_error(gpu):
     unmappable = empty(gpu, 64, "not mappable")
     with pytest.raises(RuntimeError, match="could not read back the not mappable buffer"):
         map_read(gpu, unmappable, 64)
+
+
+def test_subgroup_probe_catches_wrong_subgroup_sums(gpu, tmp_path):
+    """subgroups.subgroups_work, which GPUEngine asks before building subgroup kernels: the package's
+    reductions agree with the workgroup-memory ones; a team sum that skips its first butterfly step (lanes
+    paired wrongly, as where subgroups are not consecutive invocations) does not."""
+    assert gpu.has_subgroups, "the devices these tests run on (lavapipe, NVIDIA) offer subgroups"
+    broken = tmp_path / "shaders"
+    shutil.copytree(shaders_dir(), broken)
+    source = (broken / "reduce_subgroup.wgsl").read_text()
+    loop = "for (var off = 1u; off < width; off = off * 2u) {"
+    assert source.count(loop) == 2  # team_sum and team_max
+    (broken / "reduce_subgroup.wgsl").write_text(source.replace(loop, loop.replace("off = 1u", "off = 2u"), 1))
+    assert subgroups_work(gpu)
+    assert not subgroups_work(gpu, broken)

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from voxtral_desk.gpu import decoder as dec
-from voxtral_desk.gpu.engine import GPUEngine
-from voxtral_desk.session import StreamingSession
-from voxtral_desk.tokenizer import Tokenizer
+from voxtral_desk.pipeline import open_session
 
 from test_session_state import (CHUNK, assert_same_trace, calls, check_interruptions,
                                 check_second_cycle_and_restoring_twice, play, traced, traced_since)
@@ -23,9 +21,7 @@ LIVE = 1280  # 80 ms feeds: live steps, which record the next step and write its
 def sessions(models, gpu):
     """Untraced (live steps run as in the app) and traced (every stage's output compared exactly; the
     decoder then chains its steps through `_round` instead)."""
-    model = models["tiny", 1]
-    return {trace: StreamingSession(GPUEngine(model, device=gpu, trace=trace), Tokenizer(model.tokenizer_path))
-            for trace in (False, True)}
+    return {trace: open_session(models["tiny", 1], "gpu", device=gpu, trace=trace) for trace in (False, True)}
 
 
 @pytest.mark.parametrize("trace", [False, True])
@@ -47,10 +43,9 @@ def test_rings_grown_during_the_interruption_come_back_at_their_saved_size(model
     from the left padding or past the prompt."""
     monkeypatch.setattr(dec, "INITIAL_KV_ROWS", 8)
     monkeypatch.setattr(dec, "INITIAL_AUDIO_ROWS", 4)
-    model = models["tiny-wide", 0]
-    engine = GPUEngine(model, device=gpu, trace=True, max_batch=8, encoder_chunk_tokens=3, steps_per_submit=5)
-    session = StreamingSession(engine, Tokenizer(model.tokenizer_path), 480)
-    d = engine.decoder
+    session = open_session(models["tiny-wide", 0], "gpu", 480, device=gpu, trace=True, max_batch=8,
+                           encoder_chunk_tokens=3, steps_per_submit=5)
+    d = session.engine.decoder
     steps = calls(clips["speech"], LIVE)
     got = play(session, steps[:k])
     saved = d.kv_cap, d.audio.cap

@@ -1,5 +1,11 @@
 """The GPU backend: the model as our own WGSL compute shaders (top-level `shaders/`), run by wgpu-py on
-any adapter (Vulkan, Metal, D3D12, OpenGL; software ones like lavapipe too)."""
+any adapter (Vulkan, Metal, D3D12, OpenGL; software ones like lavapipe too).
+
+From the bottom up: device.py (the adapter and what is kept per device), native.py (wgpu-native's private
+API), pipelines.py (WGSL assembly, pipelines), program.py (buffers, programs, profiling), formats.py (weight
+formats: layout and kernel choice), ops.py (one helper per kernel), subgroups.py (the subgroup probe),
+encoder.py and decoder.py (the model's stages), engine.py (GPUEngine); checks.py runs every kernel against
+numpy (tests, --self-test)."""
 from __future__ import annotations
 
 import sys

@@ -1,12 +1,12 @@
-"""Text side on the GPU: the decoder with GQA attention, ada-norm and the tied Q4_0 head (spec §6-7).
+"""Text side on the GPU: the decoder with GQA attention, ada-norm and the tied Q4_0 head (MODEL.md §6-7).
 
-One program, `step`, runs m positions at once (its matrix kernels are chosen by m, kernels.q4_kernel):
+One program, `step`, runs m positions at once (its matrix kernels are chosen by m, WeightFormat.kernel):
 the prompt positions, whose input tokens are known, several at a time, and a generated position alone.
 A generated position chains entirely on the GPU: argmax writes the token id into `tok`, the next step's
 embedding lookup reads it, and the `advance` kernel moves the GPU-side position counter (`state`) on.
 decode(n) records its n steps into a few submits and reads all n ids back once, through a persistent
 staging buffer. The RMSNorms before the attention, the feed-forward and the head are folded into the
-matrix kernels that follow them (kernels.linear(norm=...)); the ada-norm scale (1 + s_j) is folded into
+matrix kernels that follow them (ops.linear(norm=...)); the ada-norm scale (1 + s_j) is folded into
 each layer's feed-forward norm gain when the delay is set.
 
 Generated positions of a decode(n) with n > 1 (file mode, catching up) are decoded speculatively: the
@@ -28,39 +28,26 @@ from dataclasses import dataclass
 import numpy as np
 import wgpu
 
-from .. import reference as ref
-from ..checkpoint import TOKEN_EMBEDDINGS
+from ..checkpoint import DECODER_LAYERS, FINAL_NORM, TOKEN_EMBEDDINGS, decoder_layers
 from ..config import ModelConfig
-from . import kernels as K
-from .kernels import Kernels, Program, empty, read, ring_runs, upload
-from .weights import WeightReader, gate_up_q4, q4_matrix
+from ..model_math import time_conditioning
+from . import ops
+from .formats import Q4_0
+from .pipelines import Kernels
+from .program import Ahead, Program, empty, map_read, read, read_ring, ring_runs, upload, write_ring
+from .weights import WeightReader
 
-F32 = 4
+F32_BYTES = 4
 IDS_CAP = 4096  # positions decoded between two readbacks
 INITIAL_KV_ROWS = 512  # the decoder KV ring starts small and doubles up to window + batch
 INITIAL_AUDIO_ROWS = 256
-# Positions per speculative forward at most. On an H200 decode ran at 1164-1175 tokens/s with forwards
-# of 16, 1236 with 24, 1365 with 32; wider forwards pay off only while the guesses hold (a random
-# model's are nearly all right; real speech breaks them at every word, and a rejected forward of 32
-# costs 23 ms against 14 for 16).
+# Positions per speculative forward at most: wider forwards pay off only while the guesses hold, and real
+# speech breaks them at every word (docs/SPEED.md, third session).
 SPEC_MAX = 16
 
 
 def _map_size(n_ids: int) -> int:
     return -(-n_ids * 4 // 8) * 8  # mapped ranges are multiples of 8 bytes
-
-
-def read_ring(gpu, buffer, row: int, cap: int, start: int, stop: int) -> np.ndarray:
-    """The rows of positions start..stop of a ring of cap rows of `row` bytes (position p in row p % cap),
-    as bytes [(stop - start) * row], for write_ring."""
-    parts = [read(gpu, buffer, np.uint8, n * row, p % cap * row) for p, n in ring_runs(start, stop, cap)]
-    return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-
-
-def write_ring(gpu, buffer, row: int, cap: int, start: int, data: np.ndarray) -> None:
-    """Put rows read by read_ring back at positions start.. of a ring of cap rows (any cap)."""
-    for p, n in ring_runs(start, start + len(data) // row, cap):
-        gpu.queue.write_buffer(buffer, p % cap * row, data[(p - start) * row: (p - start + n) * row])
 
 
 @dataclass(frozen=True)
@@ -83,7 +70,7 @@ class AudioRing:
     """Audio embeddings [cap, D] made by the encoder and not yet decoded; position p in row p % cap."""
 
     def __init__(self, gpu, dim: int, cap: int):
-        self.gpu, self.row = gpu, dim * F32
+        self.gpu, self.row = gpu, dim * F32_BYTES
         self.cap = cap
         self.buffer = empty(gpu, cap * self.row, "audio ring")
         self.written = 0  # positions encoded so far
@@ -97,7 +84,8 @@ class AudioRing:
         new = empty(self.gpu, cap * self.row, "audio ring")
         encoder = self.gpu.device.create_command_encoder()
         for p, count in ring_runs(consumed, self.written, self.cap, cap):
-            encoder.copy_buffer_to_buffer(self.buffer, p % self.cap * self.row, new, p % cap * self.row, count * self.row)
+            encoder.copy_buffer_to_buffer(self.buffer, p % self.cap * self.row, new, p % cap * self.row,
+                                          count * self.row)
         self.gpu.queue.submit([encoder.finish()])
         self.buffer, self.cap = new, cap
         return True
@@ -116,58 +104,57 @@ class DecoderStage:
         d = self.d = cfg.decoder
         self.max_batch, self.steps_per_submit = max_batch, steps_per_submit
         q_dim, kv_dim = d.n_heads * d.head_dim, d.n_kv_heads * d.head_dim
-        self.kv_row = kv_dim * K.KV_BYTES
+        self.kv_row = kv_dim * ops.KV_BYTES
         self.kv_full = d.sliding_window + max_batch  # window + one batch of new keys
         self.kv_cap = min(self.kv_full, INITIAL_KV_ROWS)
         self.table_rows = max(max_batch, steps_per_submit)  # rope rows: the positions of one submit
 
-        self.table = q4_matrix(gpu, reader.q4(TOKEN_EMBEDDINGS), limit, "token embeddings")  # [V, D], tied head
+        self.table = Q4_0.matrix(gpu, reader.q4(TOKEN_EMBEDDINGS), limit, "token embeddings")  # [V, D], tied head
         self.layers = []
         self.ffn_norms = []  # [D] each, on the CPU: combined with the ada scale in set_delay
-        for j in range(d.n_layers):
-            p = f"layers.{j}."
-            self.ffn_norms.append(reader.f32(p + "ffn_norm.weight"))
+        for j, n in enumerate(decoder_layers(cfg)):
+            p = f"{DECODER_LAYERS}{j}."  # for buffer labels
+            self.ffn_norms.append(reader.f32(n.ffn_norm))
             self.layers.append(dict(
-                attn_norm=upload(gpu, reader.f32(p + "attention_norm.weight")),
-                qkv=q4_matrix(gpu, reader.q4(*(p + f"attention.{n}.weight" for n in ("wq", "wk", "wv"))), limit, p + "qkv",
-                              row_multiple=2),  # RoPE pairs stay in one chunk
-                wo=q4_matrix(gpu, reader.q4(p + "attention.wo.weight"), limit, p + "wo"),
-                ffn_gain=empty(gpu, d.dim * F32, p + "ffn gain"),  # ffn_norm * (1 + s_j), set per delay
-                w13=gate_up_q4(gpu, reader.q4(p + "feed_forward.w1.weight"), reader.q4(p + "feed_forward.w3.weight"),
-                                limit, p + "w13"),
-                w2=q4_matrix(gpu, reader.q4(p + "feed_forward.w2.weight"), limit, p + "w2"),
-                ada_down=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.0.weight"), limit, p + "ada down"),
-                ada_up=q4_matrix(gpu, reader.q4(p + "ada_rms_norm_t_cond.2.weight"), limit, p + "ada up"),
-                ada_mid=empty(gpu, d.ada_dim * F32, p + "ada mid"),
+                attn_norm=upload(gpu, reader.f32(n.attn_norm)),
+                qkv=Q4_0.matrix(gpu, reader.q4(n.wq, n.wk, n.wv), limit, p + "qkv",
+                                row_multiple=2),  # RoPE pairs stay in one chunk
+                wo=Q4_0.matrix(gpu, reader.q4(n.wo), limit, p + "wo"),
+                ffn_gain=empty(gpu, d.dim * F32_BYTES, p + "ffn gain"),  # ffn_norm * (1 + s_j), set per delay
+                w13=Q4_0.gate_up(gpu, reader.q4(n.w1), reader.q4(n.w3), limit, p + "w13"),
+                w2=Q4_0.matrix(gpu, reader.q4(n.w2), limit, p + "w2"),
+                ada_down=Q4_0.matrix(gpu, reader.q4(n.ada_down), limit, p + "ada down"),
+                ada_up=Q4_0.matrix(gpu, reader.q4(n.ada_up), limit, p + "ada up"),
+                ada_mid=empty(gpu, d.ada_dim * F32_BYTES, p + "ada mid"),
                 k_cache=self._kv_buffer(j, "k_cache", self.kv_cap),
                 v_cache=self._kv_buffer(j, "v_cache", self.kv_cap),
             ))
-        self.final_norm = upload(gpu, reader.f32("norm.weight"))
+        self.final_norm = upload(gpu, reader.f32(FINAL_NORM))
 
         b = max_batch
-        self.x = empty(gpu, b * d.dim * F32, "dec x")  # [b, D] residual stream
-        self.q = empty(gpu, b * q_dim * F32, "dec q")
-        self.attn = empty(gpu, b * q_dim * F32, "dec attn")
-        self.g = empty(gpu, b * d.hidden_dim * F32, "dec glu")
-        self.logits = empty(gpu, b * d.vocab_size * F32, "logits")  # [b, V]
+        self.x = empty(gpu, b * d.dim * F32_BYTES, "dec x")  # [b, D] residual stream
+        self.q = empty(gpu, b * q_dim * F32_BYTES, "dec q")
+        self.attn = empty(gpu, b * q_dim * F32_BYTES, "dec attn")
+        self.g = empty(gpu, b * d.hidden_dim * F32_BYTES, "dec glu")
+        self.logits = empty(gpu, b * d.vocab_size * F32_BYTES, "logits")  # [b, V]
         if self.logits.size > gpu.max_binding_size:
             raise ValueError(f"max_batch {b} makes the logits larger than the device's binding limit")
-        self.argmax_part = empty(gpu, b * K.argmax_parts(d.vocab_size) * 8, "argmax slices")
+        self.argmax_part = empty(gpu, b * ops.argmax_parts(d.vocab_size) * 8, "argmax slices")
         self.tok = empty(gpu, b * 4, "input ids")  # [b] u32; tok[0] is fed back by argmax
         self.ids = empty(gpu, IDS_CAP * 4, "output ids")  # [IDS_CAP] u32
         self.staging = gpu.device.create_buffer(label="ids staging", size=_map_size(IDS_CAP),
                                                 usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
         self.state = empty(gpu, 16, "dec state")  # u32 [pos0, out_idx]
-        self.rope = empty(gpu, K.rope_table_bytes(d.head_dim, self.table_rows), "dec rope")
-        self.positions = K.PositionInputs(gpu, self.state, self.rope, d.head_dim, d.rope_theta, self.table_rows)
-        self.t_cond = empty(gpu, d.dim * F32, "t_cond")
-        self.ada = empty(gpu, d.n_layers * d.dim * F32, "ada scales")  # [L, D]: s_j, applied as (1 + s_j)
+        self.rope = empty(gpu, ops.rope_table_bytes(d.head_dim, self.table_rows), "dec rope")
+        self.positions = ops.PositionInputs(gpu, self.state, self.rope, d.head_dim, d.rope_theta, self.table_rows)
+        self.t_cond = empty(gpu, d.dim * F32_BYTES, "t_cond")
+        self.ada = empty(gpu, d.n_layers * d.dim * F32_BYTES, "ada scales")  # [L, D]: s_j, applied as (1 + s_j)
         self.audio = AudioRing(gpu, d.dim, INITIAL_AUDIO_ROWS)
 
         ada = Program(kernels, "ada scales")
         for j, L in enumerate(self.layers):
-            K.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, tag="ada")
-            K.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, tag="ada")
+            ops.linear(ada, L["ada_down"], self.t_cond, L["ada_mid"], k=d.dim, gelu=True, tag="ada")
+            ops.linear(ada, L["ada_up"], L["ada_mid"], self.ada, k=d.ada_dim, out_base=j * d.dim, tag="ada")
         self.ada_program = ada.build()
         self._build()
         self.prompt: list[int] = []
@@ -175,26 +162,27 @@ class DecoderStage:
         self.last_id = 0  # the id decoded last: the input of the next position once past the prompt
         self.spec_max = min(SPEC_MAX, max_batch, IDS_CAP)
         self.spec_k = self.spec_max  # positions of the next speculative forward (adapted as guesses hit or miss)
-        self.ahead = K.Ahead(kernels)  # the next live step, recorded during this one
+        self.ahead = Ahead(kernels)  # the next live step, recorded during this one
 
     def _build(self) -> None:
         """(Re)create the step program: at load, and when the KV or audio ring grows."""
         d = self.d
         q_dim = d.n_heads * d.head_dim
         prog = Program(self.kernels, "decoder step", max_rows=self.max_batch)
-        K.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim, audio_cap=self.audio.cap)
+        ops.embed(prog, self.table, self.tok, self.audio.buffer, self.x, self.state, d=d.dim, audio_cap=self.audio.cap)
         geo = dict(n_heads=d.n_heads, n_kv=d.n_kv_heads, head_dim=d.head_dim, cap=self.kv_cap)
         for L in self.layers:
-            rope = K.RopeKV(self.rope, L["k_cache"], L["v_cache"], self.state, table_rows=self.table_rows, **geo)
-            K.linear(prog, L["qkv"], self.x, self.q, k=d.dim, norm=(L["attn_norm"], d.norm_eps), rope=rope, tag="qkv")
-            K.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
+            rope = ops.RopeKV(self.rope, L["k_cache"], L["v_cache"], self.state, table_rows=self.table_rows, **geo)
+            ops.linear(prog, L["qkv"], self.x, self.q, k=d.dim, norm=(L["attn_norm"], d.norm_eps), rope=rope, tag="qkv")
+            ops.attention(prog, self.q, L["k_cache"], L["v_cache"], self.attn, self.state,
                         window=d.sliding_window, **geo)
-            K.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, tag="wo")
-            K.linear(prog, L["w13"], self.x, self.g, k=d.dim, swiglu=True, norm=(L["ffn_gain"], d.norm_eps), tag="w13")
-            K.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, tag="w2")
-        K.linear(prog, self.table, self.x, self.logits, k=d.dim, norm=(self.final_norm, d.norm_eps), tag="head")
-        K.argmax(prog, self.logits, self.argmax_part, self.ids, self.tok, self.state, vocab=d.vocab_size)
-        K.advance(prog, self.state)
+            ops.linear(prog, L["wo"], self.attn, self.x, k=q_dim, accumulate=True, tag="wo")
+            ops.linear(prog, L["w13"], self.x, self.g, k=d.dim, swiglu=True, norm=(L["ffn_gain"], d.norm_eps),
+                       tag="w13")
+            ops.linear(prog, L["w2"], self.g, self.x, k=d.hidden_dim, accumulate=True, tag="w2")
+        ops.linear(prog, self.table, self.x, self.logits, k=d.dim, norm=(self.final_norm, d.norm_eps), tag="head")
+        ops.argmax(prog, self.logits, self.argmax_part, self.ids, self.tok, self.state, vocab=d.vocab_size)
+        ops.advance(prog, self.state)
         self.step = prog.build()
 
     # --- state -------------------------------------------------------------------------------------
@@ -202,10 +190,10 @@ class DecoderStage:
     def set_delay(self, n_delay: int) -> None:
         """Precompute the ada-norm scales s_j for this delay (on the GPU, from the Q4 ada weights) and fold
         them into the feed-forward norm gains: ffn_norm * (1 + s_j)."""
-        self.gpu.queue.write_buffer(self.t_cond, 0, ref.time_conditioning(n_delay, self.d.dim))
+        self.gpu.queue.write_buffer(self.t_cond, 0, time_conditioning(n_delay, self.d.dim))
         self.ada_program.run(1)
         scales = read(self.gpu, self.ada, np.float32, self.d.n_layers * self.d.dim).reshape(self.d.n_layers, -1)
-        for L, w, s in zip(self.layers, self.ffn_norms, scales):
+        for L, w, s in zip(self.layers, self.ffn_norms, scales, strict=True):
             self.gpu.queue.write_buffer(L["ffn_gain"], 0, w * (1.0 + s))
 
     def reset(self, prompt: list[int]) -> None:
@@ -263,15 +251,15 @@ class DecoderStage:
         if rebuild:
             self._build()
         lo = self._visible_from(s.position)
-        for L, rows in zip(self.layers, s.kv):
-            for name, data in zip(("k_cache", "v_cache"), rows):
+        for L, rows in zip(self.layers, s.kv, strict=True):
+            for name, data in zip(("k_cache", "v_cache"), rows, strict=True):
                 write_ring(self.gpu, L[name], self.kv_row, self.kv_cap, lo, data)
         write_ring(self.gpu, self.audio.buffer, self.audio.row, self.audio.cap, s.position, s.audio)
         self.audio.written = s.audio_written
         self.gpu.queue.write_buffer(self.tok, 0, s.tok0)
         self.prompt, self.position, self.last_id, self.spec_k = list(s.prompt), s.position, s.last_id, s.spec_k
         self.positions.forget()
-        self.ahead = K.Ahead(self.kernels)
+        self.ahead = Ahead(self.kernels)
 
     def _ensure_kv(self, positions: int) -> None:
         """Grow the KV rings (by doubling, up to window + batch) to hold `positions` positions."""
@@ -350,8 +338,8 @@ class DecoderStage:
 
     def _live_step(self, while_waiting: Callable[[], None] | None) -> np.ndarray:
         """One generated position, from a command buffer recorded during the previous live step when the
-        step program is still the same (kernels.Ahead), with its inputs written then too
-        (kernels.PositionInputs); the next step's are recorded and written while the GPU runs this one."""
+        step program is still the same (program.Ahead), with its inputs written then too
+        (ops.PositionInputs); the next step's are recorded and written while the GPU runs this one."""
         self.positions.ensure(self.position, 1)
         self.step.prepare(1)
         recorded = self.ahead.take(self.step)
@@ -382,12 +370,12 @@ class DecoderStage:
             if batched:  # known input tokens: one batched forward
                 k = min(n - done, len(self.prompt) - self.position, self.max_batch)
                 q.write_buffer(self.tok, 0, np.array(self.prompt[self.position: self.position + k], dtype=np.uint32))
-                K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                ops.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
                 self.step.prepare(k)
                 self.step.record(encoder, k)
             else:  # generated tokens chain on the GPU; with a trace, one step per submit to read logits
                 k = min(n - done, 1 if trace is not None else self.steps_per_submit)
-                K.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
+                ops.write_rope_table(self.gpu, self.rope, self.position, k, d.head_dim, d.rope_theta, self.table_rows)
                 self.step.prepare(1)
                 for _ in range(k):
                     self.step.record(encoder, 1)
@@ -404,4 +392,4 @@ class DecoderStage:
 
     def _read_ids(self, n: int) -> np.ndarray:
         """The n ids the last submit copied into the staging buffer."""
-        return K.map_read(self.gpu, self.staging, _map_size(n)).view(np.uint32)[:n].astype(np.int64)
+        return map_read(self.gpu, self.staging, _map_size(n)).view(np.uint32)[:n].astype(np.int64)

@@ -1,10 +1,12 @@
 """Choosing the wgpu adapter and opening the device: prefer a discrete GPU, take whatever exists
 otherwise (software adapters included, clearly flagged), request the adapter's own limits and only the
-optional features it offers."""
+optional features it offers. A GPUDevice also keeps what is made once per device (GPUDevice.cached)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import wgpu
 
@@ -23,6 +25,9 @@ _LIMITS = ("max-storage-buffer-binding-size", "max-buffer-size", "max-compute-wo
            "max-compute-workgroups-per-dimension", "max-uniform-buffer-binding-size")
 
 
+T = TypeVar("T")
+
+
 class GPUUnavailableError(RuntimeError):
     """No wgpu adapter could be opened (no Vulkan/Metal/D3D12/OpenGL driver at all)."""
 
@@ -35,6 +40,14 @@ class GPUDevice:
     limits: dict
     has_subgroups: bool
     is_software: bool
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def cached(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What make() returns, made once per device and key: pipelines (pipelines.shared_kernels), the
+        placeholder buffers of unused bindings (program.dummy), the subgroup probe's verdict."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     @property
     def queue(self):

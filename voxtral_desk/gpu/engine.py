@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
-from .checks import subgroups_work
 from .decoder import DecoderStage, DecoderState
 from .device import GPUDevice, default_device
 from .encoder import EncoderStage, EncoderState
-from . import kernels as K
-from .kernels import buffer_bytes, shared_kernels
+from .ops import KV_DTYPE
+from .pipelines import shared_kernels
+from .program import buffer_bytes
+from .subgroups import subgroups_work
 from .weights import WeightReader
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class GPUState:
 
 
 class GPUEngine:
-    kv_dtype = K.KV_DTYPE  # keys and values are cached as f16: half the memory and attention reads
+    kv_dtype = KV_DTYPE  # keys and values are cached as f16: half the memory and attention reads
 
     def __init__(self, model, trace: bool = False, max_binding_size: int | None = None, *,
                  device: GPUDevice | None = None, adapter: str | None = None, use_subgroups: bool | None = None,
@@ -39,10 +40,8 @@ class GPUEngine:
                  shaders: Path | None = None):
         """max_binding_size lowers the size above which a weight is split across bindings (to exercise
         that path on devices that never need it). max_batch: prompt positions per batched forward;
-        encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring; for
-        16 s of audio in file mode on an H200 with q4_tiles' 64 x 128 tiles, file mode took 0.33-0.34 s
-        in chunks of 64, 0.31-0.32 in chunks of 128, whose 89 MiB more buffers took nvidia-smi's count
-        from about 3120 to 3387 MiB after a minute of dictation, past 3.5 GB);
+        encoder_chunk_tokens: tokens per encoder submit (bounds activations and the encoder KV ring;
+        longer chunks shorten file mode a little for much more memory: docs/SPEED.md, seventh session);
         steps_per_submit: generated tokens recorded per submit.
         shaders: a folder of WGSL pieces to build the kernels from instead of the package's."""
         self.gpu = device or default_device(adapter, use_subgroups)
@@ -52,7 +51,8 @@ class GPUEngine:
         self.kernels = shared_kernels(self.gpu, use_subgroups, shaders)
         self.config: ModelConfig = model.config
         self.name = f"gpu: {self.gpu.describe(self.kernels.subgroups)}"
-        limit = self.gpu.max_binding_size if max_binding_size is None else min(max_binding_size, self.gpu.max_binding_size)
+        limit = (self.gpu.max_binding_size if max_binding_size is None
+                 else min(max_binding_size, self.gpu.max_binding_size))
         self.binding_limit = limit
         reader = WeightReader(model)
         self.decoder = DecoderStage(self.kernels, self.config, reader, limit, max_batch, steps_per_submit)
@@ -85,9 +85,8 @@ class GPUEngine:
         """A snapshot of the stream (session.Engine.save_state), copied to host memory rather than kept
         on the GPU, whose memory is scarcer, and only the rows of the caches the stream can still read. At
         full size: 256 KiB per encoder frame, at most 187 MiB (from 15 s of audio on), 104 KiB per decoder
-        position, at most 832 MiB (from 11 minutes on), 12 KiB per queued audio embedding. Copying 1 GiB
-        took about 2.5 s to read and 1 s to write back on lavapipe (a busy 2-core machine); not yet
-        measured on a discrete GPU, where the bus adds its share."""
+        position, at most 832 MiB (from 11 minutes on), 12 KiB per queued audio embedding; what copying
+        them costs is in docs/SPEED.md."""
         return GPUState(self.n_delay, self.encoder.save_state(), self.decoder.save_state())
 
     def restore_state(self, state: GPUState) -> None:
