@@ -299,3 +299,13 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > end:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch, tmp_path):
+    """Tests talk to 127.0.0.1 directly unless a test sets a proxy itself, and never touch the real
+    models folder (autouse wherever it is imported)."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "no_proxy",
+                "NO_PROXY", "HF_ENDPOINT", "VOXTRAL_DESK_CATALOG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VOXTRAL_DESK_MODELS_DIR", str(tmp_path / "default-models-dir"))

@@ -23,7 +23,8 @@ def cli(*args, check=True):
 
 def test_transcribe_json_has_every_token_and_timestamps(model_dir, speech_wav, tmp_path):
     out = tmp_path / "speech.json"
-    cli("transcribe", speech_wav, "--model", model_dir("tiny", 0), "--backend", "reference", "--format", "json", "-o", out)
+    cli("transcribe", speech_wav, "--model", model_dir("tiny", 0), "--backend", "reference", "--format", "json",
+        "-o", out)
     doc = json.loads(out.read_text())
     ids = [t["id"] for t in doc["tokens"]]
     assert len(ids) > 40 and doc["delay_ms"] == 480
@@ -242,3 +243,13 @@ def test_anything_else_without_a_subcommand_is_argparses_usual_error(tmp_path, m
     with pytest.raises(SystemExit) as e:
         cli_module.main(argv)
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["transcribe", "AUDIO"], ["bench"]])
+def test_without_a_model_the_error_says_how_to_get_one(command, speech_wav, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VOXTRAL_DESK_MODELS_DIR", str(tmp_path / "no-models"))
+    code = cli_module.main([str(speech_wav) if arg == "AUDIO" else arg for arg in command])
+    assert code == 2
+    assert capsys.readouterr().err == ("error: no model installed: run `voxtral-desk models download "
+                                       "voxtral-mini-4b-realtime-q4`, `voxtral-desk models import PATH`, or pass "
+                                       "--model PATH\n")

@@ -12,7 +12,8 @@ from gguf import GGMLQuantizationType, GGUFWriter
 
 from voxtral_desk.checkpoint import TOKEN_EMBEDDINGS, OriginalCheckpoint, tensor_table
 from voxtral_desk.config import ModelFileError
-from voxtral_desk.convert import convert_checkpoint, sha256_file
+from voxtral_desk.convert import convert_checkpoint
+from voxtral_desk.fileio import sha256_file
 from voxtral_desk.gguf_io import ARCH, KEY_PARAMS, KEY_TEKKEN_AUDIO
 from voxtral_desk.loader import load_model
 from voxtral_desk.quant import dequantize_q4_0, quantize_q4_0
@@ -41,7 +42,8 @@ def test_round_trip_single_and_sharded(converted):
         assert model.config == original.config
         for spec in tensor_table(original.config):
             w = original.f32(spec.name)
-            expected = dequantize_q4_0(quantize_q4_0(w.reshape(w.shape[0], -1))).reshape(w.shape) if spec.quantize else w
+            expected = (dequantize_q4_0(quantize_q4_0(w.reshape(w.shape[0], -1))).reshape(w.shape)
+                        if spec.quantize else w)
             np.testing.assert_array_equal(model.weights.f32(spec.name), expected, err_msg=spec.name)
             assert (model.weights.q4_0(spec.name) is not None) == spec.quantize
 
@@ -316,7 +318,7 @@ def test_truncation_says_how_much_is_missing(tmp_path, good_tensors):
     write_custom(path, ckpt.config, tensors)
     data = path.read_bytes()
     path.write_bytes(data[:150000])
-    with pytest.raises(ModelFileError, match=rf"it has 150000 bytes, at least \d+ expected") as err:
+    with pytest.raises(ModelFileError, match=r"it has 150000 bytes, at least \d+ expected") as err:
         load_model(path)
     expected = int(str(err.value).split("at least ")[1].split()[0])
     assert len(data) - 32 < expected <= len(data)  # the end of the last tensor's data; padding may follow

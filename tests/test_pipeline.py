@@ -11,6 +11,7 @@ import soundfile
 
 from voxtral_desk import audio
 from voxtral_desk.audio import AudioFileError
+from voxtral_desk.models.errors import Cancelled, ModelManagerError
 from voxtral_desk.pipeline import FILE_BLOCK_SECONDS, open_session, transcribe_file
 
 
@@ -109,3 +110,12 @@ def test_blocks_and_resampling_give_the_tokens_of_the_whole_file(session, feeds,
     session.feed(audio.load_audio(tmp_path / "clip.flac", 16000))
     session.flush()
     assert [t.id for t in session.tokens] == [t.id for t in whole.tokens]
+
+
+def test_a_stop_between_blocks_is_the_one_cancelled(session, tmp_path):
+    """One "the user cancelled" for the whole app: a file transcription stopped between blocks (to pause it, or
+    cancelled) raises the model manager's Cancelled, which every handler of a cancel already knows."""
+    soundfile.write(str(tmp_path / "clip.wav"), noise(16000), 16000)
+    with pytest.raises(Cancelled) as stopped:
+        transcribe_file(session, tmp_path / "clip.wav", cancelled=lambda: True)
+    assert isinstance(stopped.value, ModelManagerError) and str(stopped.value) == str(tmp_path / "clip.wav")

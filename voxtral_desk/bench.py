@@ -15,10 +15,9 @@ import time
 import numpy as np
 
 from .audio import FrameStream, synthetic_speech
-from .loader import load_model
-from .pipeline import create_engine
-from .session import StreamingSession
-from .tokenizer import Tokenizer
+from .models.store import resolve_model
+from .pipeline import open_session
+from .session import MAX_SPAN_TOKENS, StreamingSession
 
 
 def nvidia_memory_used_mib() -> int | None:
@@ -49,17 +48,20 @@ def file_mode_seconds(session: StreamingSession, audio: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def next_span(frames: FrameStream, samples: np.ndarray, max_frames: int | None) -> np.ndarray:
+    """Push the samples and take the next span of whole tokens' frames, at most max_frames (None: all complete)."""
+    return frames.push(samples, None if max_frames is None else frames.frames_done + max_frames)
+
+
 def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: int | None = None,
               live_steps: int = 100, log=print, profile: bool = False, late_seconds: float = 60.0) -> dict:
     mem_before = nvidia_memory_used_mib()
     t0 = time.perf_counter()
-    model = load_model(model_path)
-    engine = create_engine(model, backend)
-    tokenizer = Tokenizer(model.tokenizer_path)
-    session = StreamingSession(engine, tokenizer, delay_ms, stop_at_eos=False)
+    session = open_session(model_path, backend, delay_ms, stop_at_eos=False)
+    engine = session.engine
     load_s = time.perf_counter() - t0
     log(f"engine: {engine.name}; loaded in {load_s:.2f} s")
-    audio = synthetic_speech(seconds, model.config.audio.sampling_rate)
+    audio = synthetic_speech(seconds, session.audio_cfg.sampling_rate)
     result = {"engine": engine.name, "backend": backend, "audio_seconds": seconds, "delay_ms": session.delay_ms,
               "load_s": round(load_s, 3)}
 
@@ -71,13 +73,19 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     log(f"file mode: {seconds:.1f} s of audio in {wall * 1000:.0f} ms (RTF {wall / seconds:.4f}), "
         f"{n_generated} tokens, {n_generated / wall:.0f} tokens/s effective")
 
-    # Stage by stage, driving the engine directly: encoder, prefill, then one-token decode steps.
+    # Stage by stage, driving the engine directly: encoder, prefill, then one-token decode steps. The GPU
+    # encodes the whole clip at once; the reference, whose memory grows with the square of a span, gets the
+    # session's bounded spans.
     session.reset()
     engine.synchronize()
     frames = FrameStream(session.audio_cfg)
-    span = frames.push(np.concatenate([audio, np.zeros(session.audio_cfg.window_size // 2, np.float32)]))
+    padded = np.concatenate([audio, np.zeros(session.audio_cfg.window_size // 2, np.float32)])
+    limit = None if backend == "gpu" else MAX_SPAN_TOKENS * session.audio_cfg.mel_frames_per_token
+    span = next_span(frames, padded, limit)
     start = time.perf_counter()
-    engine.encode(span)
+    while len(span):
+        engine.encode(span)
+        span = next_span(frames, padded[:0], limit)
     engine.synchronize()
     encode_s = time.perf_counter() - start
     n_prompt = len(session.prompt)
@@ -120,7 +128,7 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
         log(f"live mode after {late_seconds:.0f} s of dictation: {median:.2f} ms median, {p95:.2f} ms p95")
 
     if profile:
-        result["profile"] = profile_engine(engine, session, audio, span, n_prompt, log)
+        result["profile"] = profile_engine(engine, session, audio, padded, n_prompt, log)
 
     gpu_bytes = getattr(engine, "gpu_memory_bytes", None)
     if gpu_bytes is not None:
@@ -128,15 +136,16 @@ def run_bench(model_path: str, seconds: float, backend: str = "gpu", delay_ms: i
     mem_after = nvidia_memory_used_mib()
     if mem_before is not None and mem_after is not None:
         result["nvidia_memory_used_delta_mib"] = mem_after - mem_before
-    log("memory: " + ", ".join(f"{k} {v}" for k, v in result.items() if "mib" in k) if any("mib" in k for k in result) else "memory: not reported by this engine")
+    memory = ", ".join(f"{k} {v}" for k, v in result.items() if "mib" in k)
+    log(f"memory: {memory}" if memory else "memory: not reported by this engine")
     return result
 
 
-def profile_engine(engine, session, audio, span, n_prompt: int, log, live_steps: int = 20) -> dict:
+def profile_engine(engine, session, audio, padded, n_prompt: int, log, live_steps: int = 20) -> dict:
     """GPU time per kernel class (timestamp queries) and CPU time per phase, GPU engine only. The
     timestamps around every dispatch add a little GPU and CPU time, so the phases are run again here
     rather than profiling the timed runs above."""
-    from .gpu.kernels import Profiler
+    from .gpu.program import Profiler
 
     kernels = getattr(engine, "kernels", None)
     if kernels is None:
@@ -165,6 +174,7 @@ def profile_engine(engine, session, audio, span, n_prompt: int, log, live_steps:
     phase("file", lambda: file_mode_seconds(session, audio))
     session.reset()
     engine.synchronize()
+    span = FrameStream(session.audio_cfg).push(padded)
     phase("encode", lambda: engine.encode(span))
     phase("prefill", lambda: engine.decode(n_prompt))
     n = engine.audio_tokens_ready
@@ -172,8 +182,9 @@ def profile_engine(engine, session, audio, span, n_prompt: int, log, live_steps:
     out["decode"]["steps"] = n
 
     step = session.audio_cfg.samples_per_token
-    live = synthetic_speech(2.0 + live_steps * step / session.audio_cfg.sampling_rate, session.audio_cfg.sampling_rate, 1)
-    warm = int(2.0 * session.audio_cfg.sampling_rate) // step * step  # past the prompt
+    rate = session.audio_cfg.sampling_rate
+    live = synthetic_speech(2.0 + live_steps * step / rate, rate, 1)
+    warm = int(2.0 * rate) // step * step  # past the prompt
 
     def live_steps_from_warm():
         session.reset()
@@ -207,8 +218,6 @@ def profile_engine(engine, session, audio, span, n_prompt: int, log, live_steps:
 
 def main_bench(args) -> int:
     quiet = (lambda *a, **k: None) if args.json else print
-    from .cli import resolve_model
-
     result = run_bench(resolve_model(args.model), args.seconds, args.backend, args.delay_ms, args.live_steps, quiet,
                        args.profile, args.late_seconds)
     if args.json:

@@ -30,26 +30,14 @@ class ProgressBar:
         width = 30
         filled = int(width * fraction)
         elapsed = time.monotonic() - self.start
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}% {elapsed:6.1f}s")
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{fraction * 100:5.1f}% {elapsed:6.1f}s")
         if fraction >= 1.0:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
     def bytes(self, done: int, total: int) -> None:
         self(done / total if total else 1.0)
-
-
-def resolve_model(path: str | None) -> str:
-    """--model, or the model manager's default model."""
-    if path:
-        return path
-    from .models.store import ModelStore
-
-    model = ModelStore().default()
-    if model is None:
-        raise ModelFileError("no model installed: run `voxtral-desk models download voxtral-mini-4b-realtime-q4`, "
-                             "`voxtral-desk models import PATH`, or pass --model PATH")
-    return str(model.path)
 
 
 class OutputError(Exception):
@@ -101,6 +89,7 @@ def _write_problem(e: OSError) -> str:
 
 
 def cmd_transcribe(args) -> int:
+    from .models.store import resolve_model
     from .pipeline import open_session, transcribe_file
 
     try:
@@ -194,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", parents=[progress], help="transcribe audio files")
     t.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3; any rate or channels)")
-    t.add_argument("--model", help="GGUF file, shard folder, or original checkpoint folder (default: the model manager's default)")
+    t.add_argument("--model", help="GGUF file, shard folder, or original checkpoint folder "
+                                   "(default: the model manager's default)")
     t.add_argument("--backend", choices=BACKENDS, default="gpu")
     t.add_argument("--delay-ms", type=int, default=None,
                    help="transcription delay, 80-2400 ms, a multiple of 80 (default: the model's, 480): longer is "
@@ -225,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also GPU time per kernel class (timestamp queries) and CPU command-recording time")
     b.set_defaults(func=cmd_bench)
 
-    m = sub.add_parser("make-test-model", parents=[progress], help="write a random-weight model for tests and benchmarks")
+    m = sub.add_parser("make-test-model", parents=[progress],
+                       help="write a random-weight model for tests and benchmarks")
     m.add_argument("out")
     m.add_argument("--preset", default="tiny", choices=["tiny", "tiny-wide", "full"])
     m.add_argument("--seed", type=int, default=0)

@@ -10,7 +10,6 @@ point leaves the old set, the new one, or an incomplete set that does not open; 
 folder finishes a swap that was marked complete and deletes anything else its killed predecessor left."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 
 from .checkpoint import OriginalCheckpoint, TensorSpec, tensor_table
 from .config import ModelConfig
-from .fileio import write_json_atomic
+from .fileio import sha256_file, write_json_atomic
 from .gguf_io import ARCH, KEY_PARAMS, KEY_TEKKEN_AUDIO, SHARD_RE
 from .quant import BLOCK, BLOCK_BYTES, quantize_q4_0
 
@@ -136,14 +135,6 @@ def _finish_swap(hidden: Path, out_path: Path, count: int) -> None:
     for p in sorted(waiting, key=lambda p: (p.name == MANIFEST, p.suffix == ".gguf", p.name)):
         os.replace(p, folder / p.name)
     (hidden / SWAP).unlink()  # done: what is left of the hidden folder is only to be deleted
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(folder: Path, files: list[Path], name: str) -> Path:

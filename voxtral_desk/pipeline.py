@@ -10,17 +10,14 @@ import soxr
 
 from .audio import AudioFile
 from .loader import Model, load_model
+from .models.errors import Cancelled
 from .session import Engine, StreamingSession
 from .tokenizer import Tokenizer
 from .transcript import Transcript
 
-BACKENDS = ("gpu", "reference")
+BACKENDS = ("gpu", "reference")  # what create_engine builds; the CLI and the app's settings offer these
 FILE_BLOCK_SECONDS = 10.0
 MAX_READ_SAMPLES = 1 << 22  # one read holds at most this many samples (16 MiB), whatever rate a header claims
-
-
-class Cancelled(Exception):
-    pass
 
 
 def create_engine(model: Model, backend: str = "gpu", **options) -> Engine:

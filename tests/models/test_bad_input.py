@@ -11,9 +11,9 @@ import pytest
 from models_helpers import MODEL, catalog_data
 
 from voxtral_desk.models import store as store_mod
-from voxtral_desk.models.catalog import CatalogError, parse_catalog
+from voxtral_desk.models.catalog import RECORD, parse_catalog
 from voxtral_desk.models.cli import main
-from voxtral_desk.models.store import RECORD
+from voxtral_desk.models.errors import CatalogError
 
 
 def _one_model(**fields) -> dict:
@@ -132,9 +132,9 @@ def test_a_bad_record_makes_the_model_damaged_without_touching_other_files(store
     (m.path / RECORD).write_text(json.dumps(record))
 
     touched = []
-    real_stat, real_hash = pathlib.Path.stat, store_mod.hash_file
+    real_stat, real_hash = pathlib.Path.stat, store_mod.sha256_file
     monkeypatch.setattr(pathlib.Path, "stat", lambda self, **k: touched.append(str(self)) or real_stat(self, **k))
-    monkeypatch.setattr(store_mod, "hash_file", lambda p, *a, **k: touched.append(str(p)) or real_hash(p, *a, **k))
+    monkeypatch.setattr(store_mod, "sha256_file", lambda p, *a, **k: touched.append(str(p)) or real_hash(p, *a, **k))
     found = store.find("tiny")
     assert found is not None and not found.verified
     assert re.search(problem, found.problem), found.problem

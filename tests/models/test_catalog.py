@@ -5,8 +5,10 @@ import pytest
 
 from voxtral_desk.checkpoint import tensor_table
 from voxtral_desk.config import ModelConfig
-from voxtral_desk.models.catalog import CatalogError, load_catalog, parse_catalog
-from voxtral_desk.models.download import Progress, ProgressTracker, RateMeter, published_sha256
+from voxtral_desk.models.catalog import load_catalog, parse_catalog
+from voxtral_desk.models.download import published_sha256
+from voxtral_desk.models.errors import CatalogError
+from voxtral_desk.models.jobs import Progress, ProgressTracker, RateMeter
 from voxtral_desk.testmodel import TEKKEN_AUDIO
 
 
@@ -27,7 +29,7 @@ def test_packaged_catalog_lists_the_published_q4_gguf():
 
 def test_packaged_params_are_the_real_model():
     """The params.json written beside the downloaded GGUF gives the spec's shapes: 711 tensors,
-    4,429,679,360 parameters (spec section 1)."""
+    4,429,679,360 parameters (MODEL.md §1)."""
     cfg = ModelConfig.from_documents(load_catalog().models[0].params, TEKKEN_AUDIO)
     table = tensor_table(cfg)
     assert len(table) == 711

@@ -12,11 +12,13 @@ from models_helpers import COMMIT, FAST, MODEL, catalog_data, catalog_for, close
 from voxtral_desk.config import ModelFileError
 from voxtral_desk.loader import load_model
 from voxtral_desk.models import download as dl
-from voxtral_desk.models import store as store_mod
-from voxtral_desk.models.catalog import parse_catalog
-from voxtral_desk.models.download import (Cancelled, Control, DiskFull, DownloadError, HashMismatch, ProgressTracker,
-                                          RetryPolicy, Unreachable)
-from voxtral_desk.models.store import RECORD, ModelStore
+from voxtral_desk.models import install as install_mod
+from voxtral_desk.models.catalog import RECORD, parse_catalog
+from voxtral_desk.models.download import RetryPolicy
+from voxtral_desk.models.errors import Cancelled, DiskFull, DownloadError, HashMismatch, StoreError, Unreachable
+from voxtral_desk.models.jobs import Control, ProgressTracker
+from voxtral_desk.models.layout import read_json
+from voxtral_desk.models.store import ModelStore
 
 
 def assert_nothing_installed(store):
@@ -42,7 +44,7 @@ def test_download_verifies_joins_and_installs(store, server, tiny):
     seen = []
     m = store.download(MODEL, progress=seen.append)
     assert_installed(store, tiny)
-    record = store_mod._read_json(m.path / RECORD)
+    record = read_json(m.path / RECORD)
     downloads = {d["name"]: d for d in record["downloads"]}
     # Unpinned files are verified against the server's X-Linked-Etag, and that is recorded.
     assert downloads["shard-ab"]["sha256"] == sha256(tiny.parts["shard-ab"])
@@ -67,7 +69,7 @@ def test_pinned_hashes_when_the_server_publishes_none(tmp_path, server, tiny):
     server.publish_sha = False
     store = ModelStore(tmp_path, catalog_for(server, tiny, pin=True), policy=FAST, endpoint=server.base)
     m = store.download(MODEL)
-    record = store_mod._read_json(m.path / RECORD)
+    record = read_json(m.path / RECORD)
     assert {d["hash_source"] for d in record["downloads"]} == {"catalog"}
 
 
@@ -264,7 +266,7 @@ def test_disk_full_while_writing_is_clear_and_resumable(store, server, tiny, mon
 
 
 def test_not_enough_free_space_refuses_before_downloading(store, server, monkeypatch):
-    monkeypatch.setattr(store_mod, "free_bytes", lambda path: 10_000)
+    monkeypatch.setattr(install_mod, "free_bytes", lambda path: 10_000)
     with pytest.raises(DiskFull, match=r"not enough free space .* it needs .* is free.*another models folder"):
         store.download(MODEL)
     assert all(server.gets(n) == [] for n in ("shard-aa", "tekken.json"))
@@ -319,7 +321,7 @@ def test_download_converts_an_original_checkpoint(store, server, tiny):
 
 
 def test_unknown_model_name(store):
-    with pytest.raises(store_mod.StoreError, match="no model named 'nope' in the catalog .*tiny-q4"):
+    with pytest.raises(StoreError, match="no model named 'nope' in the catalog .*tiny-q4"):
         store.download("nope")
 
 
@@ -433,11 +435,11 @@ def test_a_second_download_or_import_of_the_same_model_says_it_is_in_progress(st
     control = Control()
     t, outcome = run_in_thread(lambda: store.download(MODEL, control=control))
     wait_for(lambda: server.sent["shard-aa"] >= 4096)
-    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+    with pytest.raises(StoreError, match=f"a download of {MODEL} is already in progress"):
         store.download(MODEL)
-    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+    with pytest.raises(StoreError, match=f"a download of {MODEL} is already in progress"):
         store.import_path(tiny.single / "tiny.gguf", name=MODEL)
-    with pytest.raises(store_mod.StoreError, match=f"a download of {MODEL} is already in progress"):
+    with pytest.raises(StoreError, match=f"a download of {MODEL} is already in progress"):
         store.remove(MODEL)
     control.cancel()
     t.join(10)

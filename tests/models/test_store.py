@@ -10,9 +10,14 @@ from models_helpers import MODEL
 from voxtral_desk.config import ModelFileError
 from voxtral_desk.gguf_io import GGUFModelFile
 from voxtral_desk.loader import load_model
+from voxtral_desk.models import install as install_mod
 from voxtral_desk.models import store as store_mod
-from voxtral_desk.models.download import Cancelled, Control, DiskFull, DownloadError
-from voxtral_desk.models.store import InstalledModel, ModelStore, StoreError, default_models_dir
+from voxtral_desk.models.catalog import RECORD
+from voxtral_desk.models.errors import Cancelled, DiskFull, DownloadError, StoreError
+from voxtral_desk.models.jobs import Control
+from voxtral_desk.models.layout import read_json
+from voxtral_desk.models.store import InstalledModel, ModelStore, resolve_model
+from voxtral_desk.paths import default_models_dir
 
 
 def test_default_models_dir(monkeypatch, tmp_path):
@@ -124,8 +129,18 @@ def test_import_name_clash_keeps_the_installed_model(store, tiny):
     assert store.find("tiny").verified and load_model(first.path)
 
 
+def test_resolve_model_takes_the_path_given_else_the_default_else_says_how_to_get_one(store, tiny):
+    assert resolve_model("/somewhere/model.gguf", store.root) == "/somewhere/model.gguf"
+    with pytest.raises(ModelFileError, match=r"^no model installed: run `voxtral-desk models download .*--model PATH$"):
+        resolve_model(None, store.root)
+    m = store.import_path(tiny.single / "tiny.gguf")
+    assert resolve_model(None, store.root) == str(m.path)
+    with pytest.raises(ModelFileError, match="no model installed"):
+        resolve_model(None)  # the default models folder (conftest's, empty) is another one
+
+
 def test_import_refused_without_space(store, tiny, monkeypatch):
-    monkeypatch.setattr(store_mod, "free_bytes", lambda path: 1000)
+    monkeypatch.setattr(install_mod, "free_bytes", lambda path: 1000)
     with pytest.raises(DiskFull, match="not enough free space"):
         store.import_path(tiny.single / "tiny.gguf")
     assert store.installed() == []
@@ -179,7 +194,7 @@ def test_default_and_remove(store, tiny):
     assert store.default().name == "b"
     with pytest.raises(StoreError, match="no model named 'c' is installed"):
         store.set_default("c")
-    record_size = (b.path / store_mod.RECORD).stat().st_size
+    record_size = (b.path / RECORD).stat().st_size
     assert store.remove("b") == b.size + record_size
     assert not b.path.exists() and store.default().name == "a"
     assert a.path.exists()
@@ -223,12 +238,12 @@ def test_model_for_path(store, tiny, tmp_path):
 
 def spy_on_hashing(monkeypatch) -> list[str]:
     """The names of the files the store hashes from now on."""
-    hashed, real_hash = [], store_mod.hash_file
+    hashed, real_hash = [], store_mod.sha256_file
 
     def spy(path, *args, **kwargs):
         hashed.append(path.name)
         return real_hash(path, *args, **kwargs)
-    monkeypatch.setattr(store_mod, "hash_file", spy)
+    monkeypatch.setattr(store_mod, "sha256_file", spy)
     return hashed
 
 
@@ -287,7 +302,7 @@ def test_background_check_hashes_only_changed_files_and_records_damage(store, se
     assert m.repairable and m.repair == "Repair downloads it again"
     assert [x.name for x in store.installed() if not x.verified] == [MODEL]
     assert store.default() is None and hashed == []
-    record = store_mod._read_json(m.path / store_mod.RECORD)
+    record = read_json(m.path / RECORD)
     assert record["damaged"] == {"file": "tiny-q4.gguf", "reason": "does not match its SHA-256 (damaged on disk)"}
     assert not list(m.path.glob("*.tmp"))  # written through a temporary file
     store.repair(MODEL)

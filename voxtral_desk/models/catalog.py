@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from .download import ModelManagerError
+from .errors import CatalogError
 
 CATALOG_ENV = "VOXTRAL_DESK_CATALOG"  # a catalog file to use instead of the packaged one
 HF_ENDPOINT_ENV = "HF_ENDPOINT"  # a Hugging Face mirror, as huggingface_hub honours it
@@ -22,11 +22,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 POST_STEPS = (None, "join", "convert")
-RECORD = "voxtral-model.json"  # the record of an installed model (store.py): no catalog file may be named so
-
-
-class CatalogError(ModelManagerError):
-    """The catalog file is missing or malformed."""
+RECORD = "voxtral-model.json"  # the record of an installed model (layout.py): no catalog file may be named so
 
 
 @dataclass(frozen=True)

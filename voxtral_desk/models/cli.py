@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 from ..config import ModelFileError
+from ..paths import MODELS_DIR_ENV, default_models_dir
 from .catalog import load_catalog
-from .download import Cancelled, Control, ModelManagerError, Progress, human_bytes
-from .store import InstalledModel, ModelStore, default_models_dir
+from .errors import Cancelled, ModelManagerError
+from .jobs import Control, Progress, human_bytes
+from .store import InstalledModel, ModelStore
 
 CLI = "voxtral-desk models"
 
@@ -23,7 +25,7 @@ def remedy_hint(remedy: str, name: str) -> str:
     """The command line that does what an error's `remedy` asks for."""
     return {
         "import": f"to install a model file you already have: {CLI} import PATH",
-        "folder": f"to use another models folder: {CLI} --dir FOLDER ... (or set VOXTRAL_DESK_MODELS_DIR)",
+        "folder": f"to use another models folder: {CLI} --dir FOLDER ... (or set {MODELS_DIR_ENV})",
         "remove": f"to delete it: {CLI} remove {name}",
         "rename": f"to import under another name: add --name NAME; to delete the installed one: {CLI} remove {name}",
         "repair": f"to fetch it again: {CLI} repair {name}",
@@ -196,7 +198,7 @@ def run(args) -> int:
 
 def _location_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--dir", default=default,
-                        help=f"models folder (default: $VOXTRAL_DESK_MODELS_DIR or {default_models_dir()})")
+                        help=f"models folder (default: ${MODELS_DIR_ENV} or {default_models_dir()})")
     parser.add_argument("--catalog", default=default, help="a catalog JSON file instead of the built-in one")
 
 

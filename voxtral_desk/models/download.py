@@ -22,7 +22,6 @@ import http.client
 import os
 import queue
 import re
-import shutil
 import socket
 import ssl
 import threading
@@ -35,48 +34,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..fileio import sha256_file
+from .catalog import SHA256_RE
+from .errors import DownloadError, HashMismatch, Unreachable
+from .jobs import Control, ProgressTracker, human_bytes
+from .layout import disk_error
 
 USER_AGENT = f"voxtral-desk/{__version__} (+python-urllib)"
 CHUNK = 1 << 18  # 256 KiB between cancel checks and progress updates
 POLL = 0.2  # seconds between looks at cancel / pause while a socket call waits
 SNIFF = 512  # bytes of an answer looked at to tell what a server sent instead of the file
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-# --- errors ---------------------------------------------------------------------------------------
-
-class ModelManagerError(Exception):
-    """Anything the model manager reports to the user: the message says what failed and what to do, in words
-    that suit both the app and the command line. `remedy` names the action that helps, so the CLI and the
-    dialog can each add how to do it there: "import" (a model file the user has), "folder" (another models
-    folder), "remove" (the model, or what was downloaded of it), "rename" (import under another name, or
-    remove the installed model first) or "repair" (fetch a damaged model again); `model` is the model."""
-
-    def __init__(self, message: str = "", *, remedy: str = "", model: str = ""):
-        super().__init__(message)
-        self.remedy, self.model = remedy, model
-
-
-class DownloadError(ModelManagerError):
-    pass
-
-
-class Cancelled(DownloadError):
-    def __init__(self, message: str = "cancelled"):
-        super().__init__(message)
-
-
-class Unreachable(DownloadError):
-    """No connection to the server at all (offline, DNS, refused, proxy down)."""
-
-
-class DiskFull(DownloadError):
-    pass
-
-
-class HashMismatch(DownloadError):
-    pass
-
+# --- failures that are retried -------------------------------------------------------------------
 
 class _Transient(Exception):
     """A failure worth retrying (cut connection, timeout, 5xx)."""
@@ -93,175 +63,6 @@ class _TooSlow(_Transient):
 
 class _Paused(Exception):
     """Raised into the downloading thread when a pause comes while a socket call waits."""
-
-
-# --- pause / cancel -------------------------------------------------------------------------------
-
-class Control:
-    """Shared between the UI (or Ctrl-C handler) and the worker thread."""
-
-    def __init__(self):
-        self._cancel = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-        self._running.set()  # wake a paused worker so it can see the cancel
-
-    def pause(self) -> None:
-        if not self._cancel.is_set():
-            self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def check(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled()
-
-    def wait_while_paused(self) -> None:
-        while not self._running.wait(0.2):
-            pass
-        self.check()
-
-    def sleep(self, seconds: float) -> None:
-        """Back-off that a cancel interrupts at once."""
-        if self._cancel.wait(seconds):
-            raise Cancelled()
-
-
-# --- progress -------------------------------------------------------------------------------------
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
-def human_duration(s: float) -> str:
-    s = int(round(s))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-@dataclass
-class Progress:
-    phase: str  # checking, downloading, paused, verifying, joining, converting, copying, done
-    file: str = ""
-    done: int = 0  # bytes, over the whole phase (all files of a download)
-    total: int | None = None
-    speed: float | None = None  # bytes per second, averaged over the last seconds
-    eta: float | None = None  # seconds left, when speed and total are known
-    note: str = ""
-
-    @property
-    def fraction(self) -> float | None:
-        return min(1.0, self.done / self.total) if self.total else None
-
-    def describe(self) -> str:
-        head = f"{self.phase} {self.file}".strip()
-        if self.total:
-            head += f": {human_bytes(self.done)} of {human_bytes(self.total)} ({100 * self.fraction:.0f}%)"
-        elif self.done:
-            head += f": {human_bytes(self.done)}"
-        if self.speed:
-            head += f", {human_bytes(self.speed)}/s"
-        if self.eta is not None:
-            head += f", {human_duration(self.eta)} left"
-        if self.note:
-            head += f" ({self.note})"
-        return head
-
-
-class RateMeter:
-    """Speed over a sliding window, so a stall shows quickly and one fast burst does not linger."""
-
-    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self.window, self.clock = window, clock
-        self.samples: collections.deque[tuple[float, int]] = collections.deque()
-
-    def reset(self) -> None:
-        self.samples.clear()
-
-    def add(self, done: int) -> None:
-        now = self.clock()
-        if self.samples and done < self.samples[-1][1]:
-            self.samples.clear()  # a restart from zero: old samples would give a negative speed
-        self.samples.append((now, done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
-            self.samples.popleft()
-
-    def speed(self) -> float | None:
-        if len(self.samples) < 2:
-            return None
-        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
-        return (b1 - b0) / (t1 - t0) if t1 - t0 >= 0.5 else None
-
-
-class ProgressTracker:
-    """Turns byte counts from the fetch loop into throttled `Progress` reports for one phase."""
-
-    def __init__(self, callback: Callable[[Progress], None] | None, interval: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic):
-        self.callback, self.interval, self.clock = callback, interval, clock
-        self.meter = RateMeter(clock=clock)
-        self.phase, self.file, self.total, self.note = "", "", None, ""
-        self.base = 0  # bytes of files finished in this phase
-        self.current = 0  # bytes of the file in progress
-        self._last = -1e9
-
-    def start(self, phase: str, total: int | None, file: str = "", done: int = 0) -> None:
-        self.phase, self.total, self.file, self.base, self.current, self.note = phase, total, file, done, 0, ""
-        self.meter.reset()
-        self.emit(force=True)
-
-    def set_file(self, file: str, note: str = "") -> None:
-        self.file, self.current, self.note = file, 0, note
-        self.emit(force=True)
-
-    def file_bytes(self, n: int) -> None:
-        self.current = n
-        self.emit()
-
-    def finish_file(self, size: int) -> None:
-        self.base += size
-        self.current = 0
-        self.emit(force=True)
-
-    def set_note(self, note: str, phase: str | None = None) -> None:
-        self.note = note
-        if phase:
-            self.phase = phase
-        if phase == "paused":
-            self.meter.reset()
-        self.emit(force=True)
-
-    def emit(self, force: bool = False) -> None:
-        done = self.base + self.current
-        self.meter.add(done)
-        now = self.clock()
-        if self.callback is None or (not force and now - self._last < self.interval):
-            return
-        self._last = now
-        speed = self.meter.speed() if self.phase != "paused" else None
-        eta = (self.total - done) / speed if speed and self.total and self.total >= done else None
-        self.callback(Progress(self.phase, self.file, done, self.total, speed, eta, self.note))
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -303,7 +104,7 @@ def published_sha256(headers_list) -> str | None:
                 value = value.strip()
                 value = value[2:] if value.startswith("W/") else value
                 value = value.strip('"').lower()
-                if SHA256_HEX.match(value):
+                if SHA256_RE.match(value):
                     return value
     return None
 
@@ -510,51 +311,12 @@ def probe(url: str, file: str, policy: RetryPolicy, control: Control | None = No
 
 # --- the file on disk -----------------------------------------------------------------------------
 
-def free_bytes(path: Path) -> int:
-    """Free space on the disk holding `path` (its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
 def _open_part(path: Path, offset: int):
     """The part file, positioned at `offset` and cut there (bytes past it are not trusted)."""
     f = open(path, "r+b" if path.exists() else "w+b")
     f.truncate(offset)
     f.seek(offset)
     return f
-
-
-def _disk_error(e: OSError, path: Path) -> DownloadError:
-    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
-        try:
-            free = f" ({human_bytes(free_bytes(path.parent))} free)"
-        except OSError:
-            free = ""
-        return DiskFull(f"the disk is full while writing {path.name} in {path.parent}{free}. Free some space or choose "
-                        "another models folder, then retry: the download resumes where it stopped.", remedy="folder")
-    return DownloadError(f"cannot write {path}: {e.strerror or e}. Choose another models folder or check its "
-                         "permissions.", remedy="folder")
-
-
-def hash_file(path: Path, upto: int | None = None, control: Control | None = None,
-              on_bytes: Callable[[int], None] | None = None):
-    h = hashlib.sha256()
-    left = upto
-    with open(path, "rb") as f:
-        while left is None or left > 0:
-            block = f.read(1 << 22 if left is None else min(1 << 22, left))
-            if not block:
-                break
-            h.update(block)
-            if left is not None:
-                left -= len(block)
-            if control:
-                control.check()
-            if on_bytes:
-                on_bytes(len(block))
-    return h
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -581,7 +343,8 @@ class _Digest:
         if self.upto != offset:
             self.reset()
             if offset:
-                self.h, self.upto = hash_file(part, offset, control), offset
+                sha256_file(part, offset, control, digest=self.h)
+                self.upto = offset
 
     def update(self, block: bytes) -> None:
         self.h.update(block)
@@ -733,7 +496,7 @@ def _receive(io: _IOThread, resp, part: Path, file: str, url: str, offset: int, 
     try:
         f = _open_part(part, offset)
     except OSError as e:
-        raise _disk_error(e, part) from None
+        raise disk_error(e, part) from None
     pos = offset
     speed = _SpeedCheck(policy)
     answer = _Answer(resp.headers)
@@ -763,7 +526,7 @@ def _receive(io: _IOThread, resp, part: Path, file: str, url: str, offset: int, 
                     f.flush()  # so an error shows up here, for this block, not later for several
                 except OSError as e:
                     f.truncate(pos)  # keep only whole, known-good bytes for the resume
-                    raise _disk_error(e, part) from None
+                    raise disk_error(e, part) from None
                 digest.update(block)
                 pos += len(block)
                 tracker.file_bytes(pos)
@@ -776,7 +539,7 @@ def _receive(io: _IOThread, resp, part: Path, file: str, url: str, offset: int, 
         try:
             os.fsync(f.fileno())
         except OSError as e:
-            raise _disk_error(e, part) from None
+            raise disk_error(e, part) from None
     if end is not None and pos < end:
         raise _Transient(f"the connection was cut after {pos} of {end} bytes")
     return digest.h.hexdigest(), pos
