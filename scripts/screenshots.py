@@ -152,7 +152,8 @@ def take(args, work: Path) -> int:
     desktop.setGeometry(app.primaryScreen().geometry())
     desktop.show()
     desktop.lower()
-    devices = [InputDevice(0, "Demo microphone (speech file)", 16000.0, True), InputDevice(1, "USB Headset", 48000.0, False)]
+    devices = [InputDevice(0, "Demo microphone (speech file)", 16000.0, True),
+               InputDevice(1, "USB Headset", 48000.0, False)]
     window = MainWindow(store, settings, History(), capture_factory=lambda: PlaybackCapture(speech),
                         device_lister=lambda refresh: devices)
     window.resize(960, 660)
@@ -204,11 +205,12 @@ def take(args, work: Path) -> int:
                  str(files / "interview-2024-03-12.flac"), str(files / "voice-memo.ogg")])
     wait(lambda: q.jobs[2].status == "running" and q.jobs[2].progress >= 0.3, what="the long file")
     q.table.clearSelection()
-    q.jobs[0].item.setSelected(True)
+    q.item(q.jobs[0]).setSelected(True)
     settle(0.1)
     window.grab().save(str(out / "file_queue.png"))
     print("wrote", out / "file_queue.png")
-    q.cancel_all()
+    for job in list(q.jobs):
+        q.cancel(job)
     window.quit()
     return 0
 

@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from app_fakes import FakeCapture, fake_devices  # noqa: E402
+from x11_helpers import have, start_xvfb, stop  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def engine_host(tiny_model):
     from voxtral_desk.app.workers import EngineHost
     from voxtral_desk.pipeline import open_session
 
-    return EngineHost(open_session(tiny_model, "reference"), str(tiny_model), "reference")
+    return EngineHost(open_session(tiny_model, "reference"), str(tiny_model))
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +80,33 @@ def fake_mic():
         def last(self) -> FakeCapture:
             return made[-1]
 
-        made_list = made
-
     return Factory()
+
+
+@pytest.fixture
+def xserver(monkeypatch):
+    """An Xvfb display for this test, with the environment of an X11 session pointing at it."""
+    missing = have("Xvfb", "xdotool")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/setup.sh test installs them)")
+    try:
+        import Xlib  # noqa: F401
+    except ImportError:
+        pytest.fail("python-xlib is not installed, but the app depends on it for the global hotkey")
+    proc, display = start_xvfb()
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    yield display
+    stop(proc)
 
 
 @pytest.fixture
 def make_window(qtbot, fake_mic, tiny_model):
     """make_window(**settings) -> MainWindow on the fake microphone, no global hotkey, tray object created."""
-    from voxtral_desk.app.hotkey import PlatformSupport
     from voxtral_desk.app.history import History
     from voxtral_desk.app.main_window import MainWindow
+    from voxtral_desk.app.platform_support import PlatformSupport
     from voxtral_desk.app.settings import SettingsStore
 
     windows = []
@@ -110,8 +127,8 @@ def make_window(qtbot, fake_mic, tiny_model):
         window.show()
         if start:
             window.start(store.messages)
-            if window.loader is not None:
-                qtbot.waitUntil(lambda: window.engine is not None or bool(window.load_error), timeout=30000)
+            if window.model_host.loader is not None:
+                qtbot.waitUntil(lambda: window.engine is not None or bool(window.model_host.load_error), timeout=30000)
         return window
 
     yield make

@@ -39,10 +39,11 @@ def main() -> int:
     window.show()
     window.start()
     # Until the loader thread has finished the app is still "busy" (its end emits "idle").
-    wait_until(app, lambda: (window.engine is not None and window.loader is None) or bool(window.load_error), 120,
+    host = window.model_host
+    wait_until(app, lambda: (window.engine is not None and host.loader is None) or bool(host.load_error), 120,
                "the model")
     if window.engine is None:
-        raise RuntimeError(window.load_error)
+        raise RuntimeError(host.load_error)
     if not window.hotkeys.active:
         raise RuntimeError(f"hotkey not active: {window.hotkey_label.toolTip()}")
 

@@ -6,7 +6,8 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from voxtral_desk.app.hotkey import TextInjector, platform_support
+from voxtral_desk.app.inject import TextInjector
+from voxtral_desk.app.platform_support import platform_support
 
 app = QApplication(sys.argv)
 text, mode, keys = sys.argv[1:4]

@@ -114,7 +114,8 @@ def test_no_input_device(qtbot, make_window, fake_mic):
     window = make_window()
     d = window.dictation
     d.editor.setPlainText("Keep me.")
-    window.dictation.capture_factory = lambda: FakeCapture(fail_open="No microphone found. Connect one, then try again.")
+    window.dictation.capture_factory = lambda: FakeCapture(
+        fail_open="No microphone found. Connect one, then try again.")
     qtbot.mouseClick(d.record_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: d.banner.isVisible(), timeout=10000)
     qtbot.waitUntil(lambda: d.state == "idle", timeout=10000)

@@ -93,7 +93,8 @@ def test_a_bad_file_fails_alone(qtbot, make_window, speech_wav, tmp_path):
     wait_idle(qtbot, window.files)
     statuses = [j.status for j in window.files.jobs]
     assert statuses == ["done", "failed", "failed"]
-    assert window.files.item(window.files.jobs[1]).text(2).startswith("Failed: This is not an audio file Voxtral Desk can read")
+    assert window.files.item(window.files.jobs[1]).text(2).startswith(
+        "Failed: This is not an audio file Voxtral Desk can read")
     assert window.files.jobs[2].error == "File not found (moved or deleted?)"
     window.files.table.clearSelection()
     window.files.item(window.files.jobs[1]).setSelected(True)
@@ -185,7 +186,7 @@ def test_exports_are_valid_txt_srt_vtt_json(qtbot, make_window, tmp_path):
     segments = transcript.segments()
     assert len(srt) == len(segments) >= 1
     last_end = 0.0
-    for i, (block, seg) in enumerate(zip(srt, segments), 1):
+    for i, (block, seg) in enumerate(zip(srt, segments, strict=True), 1):
         m = SRT_CUE.match(block)
         assert m, block
         start, end = _seconds(m[2]), _seconds(m[3])
@@ -197,7 +198,7 @@ def test_exports_are_valid_txt_srt_vtt_json(qtbot, make_window, tmp_path):
     assert vtt.startswith("WEBVTT\n\n")
     cues = vtt[len("WEBVTT\n\n"):].strip().split("\n\n")
     assert len(cues) == len(segments)
-    for cue, seg in zip(cues, segments):
+    for cue, seg in zip(cues, segments, strict=True):
         timing, body = cue.split("\n", 1)
         m = VTT_TIME.match(timing)
         assert m and body == seg.text and _seconds(m[1]) == seg.start

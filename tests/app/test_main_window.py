@@ -8,43 +8,45 @@ from PySide6.QtWidgets import QDialogButtonBox, QLabel
 
 from app_fakes import dictate
 from voxtral_desk.app.history import History
-from voxtral_desk.app.hotkey import PlatformSupport
-from voxtral_desk.app.main_window import NO_MODEL_TEXT
+from voxtral_desk.app.model_host import NO_MODEL_TEXT
+from voxtral_desk.app.platform_support import PlatformSupport
 from voxtral_desk.app.settings import SettingsStore
 
 
 def test_first_run_without_a_model_leads_to_the_model_manager(qtbot, make_window, tiny_model):
     window = make_window(model_path="")
-    assert window.engine is None and window.loader is None
-    assert window.banner.isVisible() and window.banner.text == NO_MODEL_TEXT
-    assert window.model_label.text() == "No model"
+    host = window.model_host
+    assert window.engine is None and host.loader is None
+    assert host.banner.isVisible() and host.banner.text == NO_MODEL_TEXT
+    assert host.model_label.text() == "No model"
     # The model manager opens by itself on a first run.
-    qtbot.waitUntil(lambda: window.model_dialog is not None and window.model_dialog.isVisible(), timeout=5000)
-    window.model_dialog.close()
+    qtbot.waitUntil(lambda: host.model_dialog is not None and host.model_dialog.isVisible(), timeout=5000)
+    host.model_dialog.close()
     # Start without a model: no crash, the model manager opens again.
     qtbot.mouseClick(window.dictation.record_button, Qt.LeftButton)
-    dialog = window.model_dialog
+    dialog = host.model_dialog
     assert dialog is not None and dialog.isVisible()
     assert window.dictation.state == "idle"
     dialog.close()
-    qtbot.mouseClick(window.banner.button("models"), Qt.LeftButton)
+    qtbot.mouseClick(host.banner.button("models"), Qt.LeftButton)
     assert dialog.isVisible()
     # The user imports a model there and picks it.
     installed = dialog.store.import_path(tiny_model)
     dialog.select(installed.name)
-    with qtbot.waitSignal(window.engine_ready, timeout=30000):
+    with qtbot.waitSignal(host.engine_ready, timeout=30000):
         dialog.use_selected()
-    assert window.engine is not None and not window.banner.isVisible()
+    assert window.engine is not None and not host.banner.isVisible()
     assert SettingsStore().load().model_path == str(installed.path)
-    assert window.model_label.text().startswith(f"Model: {installed.name}")
+    assert host.model_label.text().startswith(f"Model: {installed.name}")
 
 
 def test_files_dropped_before_a_model_wait_for_it(qtbot, make_window, speech_wav, tiny_model):
     window = make_window(model_path="")
+    host = window.model_host
     window.files.add_files([str(speech_wav)])
     assert "waiting for the model" in window.files.item(window.files.jobs[0]).text(2)
-    window.model_dialog.close()
-    window.use_model(str(tiny_model))
+    host.model_dialog.close()
+    host.use_model(str(tiny_model))
     qtbot.waitUntil(lambda: window.files.jobs[0].status == "done", timeout=30000)
 
 
@@ -53,28 +55,30 @@ def test_installed_default_model_loads_without_asking(qtbot, make_window, tiny_m
 
     ModelStore().import_path(tiny_model)
     window = make_window(model_path="")
-    assert window.engine is not None and window.model_dialog is None
+    assert window.engine is not None and window.model_host.model_dialog is None
     assert window.engine.model_path.endswith(f"models/{tiny_model.name}")
 
 
 def test_a_broken_model_path_is_explained(qtbot, make_window, tmp_path):
     window = make_window(model_path=str(tmp_path / "gone"))
+    host = window.model_host
     assert window.engine is None
-    assert window.banner.isVisible() and window.banner.kind == "error"
-    assert "no such file or folder" in window.banner.text
-    assert window.banner.button("models") is not None and window.banner.button("settings") is not None
+    assert host.banner.isVisible() and host.banner.kind == "error"
+    assert "no such file or folder" in host.banner.text
+    assert host.banner.button("models") is not None and host.banner.button("settings") is not None
 
 
 def test_model_loads_off_the_ui_thread_with_progress(qtbot, make_window):
     window = make_window(start=False)
+    host = window.model_host
     stages = []
     window.start()
-    assert window.loader is not None and window.load_bar.isVisible()  # start() returned while loading
+    assert host.loader is not None and host.load_bar.isVisible()  # start() returned while loading
     assert window.app_state() == ("busy", "loading the model") and window.tray.state == "busy"
-    window.loader.progress.connect(stages.append)
+    host.loader.progress.connect(stages.append)
     qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
-    qtbot.waitUntil(lambda: window.loader is None, timeout=10000)
-    assert not window.load_bar.isVisible() and window.tray.state == "idle"
+    qtbot.waitUntil(lambda: host.loader is None, timeout=10000)
+    assert not host.load_bar.isVisible() and window.tray.state == "idle"
 
 
 def test_missing_gpu_engine_or_backend_failure_is_explained(qtbot, make_window, monkeypatch):
@@ -86,7 +90,7 @@ def test_missing_gpu_engine_or_backend_failure_is_explained(qtbot, make_window, 
     monkeypatch.setattr(pipeline, "create_engine", broken)
     window = make_window(backend="gpu")
     assert window.engine is None
-    assert "gpu engine could not start: no suitable GPU adapter" in window.banner.text
+    assert "gpu engine could not start: no suitable GPU adapter" in window.model_host.banner.text
 
 
 def test_settings_dialog_applies_and_persists(qtbot, make_window, monkeypatch):
@@ -296,7 +300,7 @@ def test_copy_save_and_export_say_what_they_did(qtbot, make_window, tmp_path):
 
 def test_the_model_text_in_the_status_bar_is_shortened_not_cut(qtbot, make_window):
     window = make_window()
-    label = window.model_label
+    label = window.model_host.model_label
     label.setText("Model: a-model-with-a-really-long-name-that-does-not-fit · gpu: llvmpipe (LLVM 15.0.6, 256 bits)")
     label.resize(200, label.height())
     assert label.toolTip() == label.text() and "…" in QLabel.text(label)
@@ -314,11 +318,12 @@ def test_a_truncated_model_is_named_and_repaired_from_where_it_came(qtbot, make_
     gguf = next(model.path.glob("*.gguf"))
     gguf.write_bytes(gguf.read_bytes()[:150000])
     window = make_window(model_path="")
-    assert window.engine is None and window.loader is None  # not even tried: the sizes already say it
-    assert window.banner.kind == "error"
-    assert f"{gguf.name} has 150000 bytes" in window.banner.text and "Import it again from" in window.banner.text
-    with qtbot.waitSignal(window.engine_ready, timeout=60000):
-        qtbot.mouseClick(window.banner.button("repair"), Qt.LeftButton)
+    host = window.model_host
+    assert window.engine is None and host.loader is None  # not even tried: the sizes already say it
+    assert host.banner.kind == "error"
+    assert f"{gguf.name} has 150000 bytes" in host.banner.text and "Import it again from" in host.banner.text
+    with qtbot.waitSignal(host.engine_ready, timeout=60000):
+        qtbot.mouseClick(host.banner.button("repair"), Qt.LeftButton)
     assert window.engine is not None and store.find(model.name).verified
 
 
@@ -326,15 +331,16 @@ def test_same_size_damage_is_found_after_loading(qtbot, make_window, tiny_model)
     store, model = _installed(tiny_model)
     gguf = next(model.path.glob("*.gguf"))
     window = make_window(model_path="")
+    host = window.model_host
     assert window.engine is not None
-    qtbot.waitUntil(lambda: window.model_check is None or window.model_check.isFinished(), timeout=20000)
+    qtbot.waitUntil(lambda: host.model_check is None or host.model_check.isFinished(), timeout=20000)
     data = bytearray(gguf.read_bytes())
     data[-100] ^= 0xFF  # inside the last tensor's data: loads without an error
     gguf.write_bytes(bytes(data))
-    window.load_model()  # e.g. the next start
-    qtbot.waitUntil(lambda: window.banner.isVisible() and window.banner.kind == "error", timeout=30000)
-    assert f"{gguf.name} does not match its SHA-256" in window.banner.text
-    assert window.engine is None and window.banner.button("repair") is not None
+    host.load_model()  # e.g. the next start
+    qtbot.waitUntil(lambda: host.banner.isVisible() and host.banner.kind == "error", timeout=30000)
+    assert f"{gguf.name} does not match its SHA-256" in host.banner.text
+    assert window.engine is None and host.banner.button("repair") is not None
     assert not store.find(model.name).verified  # remembered: the next start says it before loading
 
 
@@ -343,14 +349,15 @@ def test_removing_the_model_in_use_unloads_it(qtbot, make_window, tiny_model, mo
 
     store, model = _installed(tiny_model)
     window = make_window(model_path="")
+    host = window.model_host
     assert window.engine is not None
-    window.open_model_manager()
-    dialog = window.model_dialog
+    host.open_model_manager()
+    dialog = host.model_dialog
     dialog.select(model.name)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     dialog.remove_selected()
-    assert window.engine is None and window.model_label.text() == "No model"
-    assert window.banner.text == NO_MODEL_TEXT and window.dictation.state_label.text() == "No model"
+    assert window.engine is None and host.model_label.text() == "No model"
+    assert host.banner.text == NO_MODEL_TEXT and window.dictation.state_label.text() == "No model"
     window.shutdown()
     again = make_window(model_path=str(model.path))  # a setting still naming it: the first-run state, not an error
-    assert again.banner.text == NO_MODEL_TEXT and again.banner.kind == "info"
+    assert again.model_host.banner.text == NO_MODEL_TEXT and again.model_host.banner.kind == "info"

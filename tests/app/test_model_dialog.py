@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from models_helpers import FAST, MODEL, catalog_for, closed_port, wait_for
+from models_helpers import isolated_environment, server, store, tiny  # noqa: F401  (fixtures)
 
 from voxtral_desk.app import model_dialog
 from voxtral_desk.app.model_dialog import ModelManagerDialog

@@ -5,6 +5,7 @@ import shutil
 import sys
 
 from voxtral_desk.app import resources
+from voxtral_desk.app.theme import STATE_COLORS
 
 
 def test_every_icon_the_app_uses_exists(qapp):
@@ -26,4 +27,4 @@ def test_missing_icon_falls_back_to_a_drawn_one(qapp, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)  # an empty bundle
     fallback = resources.icon("tray-recording")
     assert not fallback.isNull()
-    assert fallback.pixmap(16, 16).toImage().pixelColor(8, 8).name() == resources.STATE_COLORS["recording"]
+    assert fallback.pixmap(16, 16).toImage().pixelColor(8, 8).name() == STATE_COLORS["recording"]

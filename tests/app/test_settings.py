@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from voxtral_desk.app.settings import Settings, SettingsStore, config_dir
+from voxtral_desk.app.settings import Settings, SettingsStore
+from voxtral_desk.paths import config_dir
 
 
 def test_settings_live_in_the_redirected_config_dir(app_dirs):

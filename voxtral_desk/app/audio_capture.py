@@ -108,7 +108,8 @@ def _sounddevice():
     try:
         import sounddevice
     except OSError as e:  # the PortAudio shared library itself is missing
-        raise CaptureError(f"Audio input is unavailable: {e}. Install PortAudio (libportaudio2 on Debian/Ubuntu).") from None
+        raise CaptureError(f"Audio input is unavailable: {e}. "
+                           "Install PortAudio (libportaudio2 on Debian/Ubuntu).") from None
     return sounddevice
 
 
@@ -207,7 +208,8 @@ class SoundDeviceCapture:
         sd = _sounddevice()
         devices = list_input_devices()
         if not devices:
-            raise CaptureError("No microphone found. Connect one (or enable it in your system's sound settings), then try again.")
+            raise CaptureError("No microphone found. Connect one (or enable it in your system's sound settings), "
+                               "then try again.")
         if device_name:
             matches = [d for d in devices if device_name in (d.setting, d.name)]
             if not matches:

@@ -17,16 +17,14 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPla
 
 from .audio_capture import CaptureError, InputDevice
 from .resources import icon
-from .settings import Settings, data_dir
+from ..paths import data_dir
+from .settings import Settings
+from .theme import FAINT_LABEL, pill_style
 from .widgets import Banner, DelaySpinBox, LevelMeter, fill_device_combo, format_clock
 from .workers import DictationResult, DictationThread, EngineHost
 
-STATE_TEXT = {
-    "idle": ("Ready", "#5b6472", "#eef0f3"),
-    "starting": ("Starting microphone…", "#8a5a00", "#fff3d6"),
-    "recording": ("● Recording", "#ffffff", "#e5484d"),
-    "finishing": ("Finishing…", "#8a5a00", "#fff3d6"),
-}
+STATE_TEXT = {"idle": "Ready", "starting": "Starting microphone…", "recording": "● Recording",
+              "finishing": "Finishing…"}
 
 
 class DictationWidget(QWidget):
@@ -146,7 +144,7 @@ class DictationWidget(QWidget):
             bottom.addWidget(b)
         bottom.addStretch(1)
         self.count_label = QLabel()
-        self.count_label.setStyleSheet("color: #6b7280;")
+        self.count_label.setStyleSheet(FAINT_LABEL)
         bottom.addWidget(self.count_label)
         root.addLayout(bottom)
         self._set_state("idle")
@@ -278,10 +276,8 @@ class DictationWidget(QWidget):
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        text, fg, bg = STATE_TEXT[state]
-        self.state_label.setText(self.idle_text if state == "idle" else text)
-        self.state_label.setStyleSheet(f"QLabel#stateLabel {{ color: {fg}; background: {bg}; border-radius: 13px;"
-                                       " padding: 0 14px; font-weight: 600; }")
+        self.state_label.setText(self.idle_text if state == "idle" else STATE_TEXT[state])
+        self.state_label.setStyleSheet(pill_style(state))
         recording = state in ("starting", "recording")
         self.record_button.setText("Stop" if recording else "Start dictation")
         self.record_button.setIcon(icon("stop-white" if recording else "mic-white"))

@@ -90,10 +90,6 @@ class FileQueue:
                 return job
         return None
 
-    @property
-    def busy(self) -> bool:
-        return any(j.status not in FINISHED for j in self.jobs)
-
     def unfinished(self) -> int:
         return sum(1 for j in self.jobs if j.status not in FINISHED)
 

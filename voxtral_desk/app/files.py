@@ -22,7 +22,8 @@ from ..fileio import write_atomic
 from ..transcript import FORMATS, Transcript, export_names
 from .file_queue import ACTIVE, AUDIO_EXTENSIONS, FINISHED, FileJob, FileQueue, Status
 from .settings import Settings
-from .widgets import STATUS_COLORS, Banner, format_clock
+from .theme import MUTED_LABEL, PALETTE, STATUS_COLORS
+from .widgets import Banner, format_clock
 from .workers import EngineHost, FileThread
 
 AUDIO_FILTER = "Audio files (" + " ".join(f"*{e}" for e in sorted(AUDIO_EXTENSIONS)) + ");;All files (*)"
@@ -73,7 +74,7 @@ class FileTable(QTreeWidget):
         super().paintEvent(event)
         if self.topLevelItemCount() == 0:
             p = QPainter(self.viewport())
-            p.setPen(QColor("#8a919c"))
+            p.setPen(QColor(PALETTE.text_hint))
             p.drawText(self.viewport().rect(), Qt.AlignCenter,
                        "Drop audio files or folders here\n(WAV, FLAC, OGG, MP3 … any length)")
             p.end()
@@ -112,7 +113,7 @@ class FileQueueWidget(QWidget):
 
         top = QHBoxLayout()
         hint = QLabel("Drop audio files anywhere in this window, or")
-        hint.setStyleSheet("color: #4b5563;")
+        hint.setStyleSheet(MUTED_LABEL)
         top.addWidget(hint)
         self.add_button = QPushButton("Add files…")
         self.add_button.clicked.connect(self.add_files_dialog)
@@ -451,7 +452,7 @@ class FileQueueWidget(QWidget):
             return []
         done = [j for j in self.jobs if j.transcript is not None]
         targets = [(job, fmt, folder / name) for fmt in formats
-                   for job, name in zip(done, export_names([j.path for j in done], fmt))]
+                   for job, name in zip(done, export_names([j.path for j in done], fmt), strict=True)]
         there = [t for t in targets if t[2].exists()]
         if there and existing == "ask":
             existing = self._ask_replace([t[2] for t in there], folder)
@@ -465,7 +466,8 @@ class FileQueueWidget(QWidget):
         """"replace", "skip" or "cancel"."""
         names = ", ".join(p.name for p in paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
         box = QMessageBox(QMessageBox.Warning, "Replace files?",
-                          f"{len(paths)} file{'s' if len(paths) != 1 else ''} already exist{'' if len(paths) != 1 else 's'}"
+                          f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
+                          f" already exist{'' if len(paths) != 1 else 's'}"
                           f" in {folder}: {names}.", parent=self)
         replace = box.addButton("Replace", QMessageBox.DestructiveRole)
         skip = box.addButton("Keep them, write the others", QMessageBox.AcceptRole)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .settings import data_dir
+from ..paths import data_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -147,7 +147,8 @@ class History:
                     self._db.execute("DELETE FROM entries WHERE id=?", (entry_id,))
                 elif values.get("_new"):
                     cols = [c for c in COLUMNS if c in values]
-                    cur = self._db.execute(f"INSERT INTO entries ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    cur = self._db.execute(f"INSERT INTO entries ({', '.join(cols)}) "
+                                           f"VALUES ({', '.join('?' * len(cols))})",
                                            [values[c] for c in cols])
                     self._real[entry_id] = int(cur.lastrowid)
                 else:

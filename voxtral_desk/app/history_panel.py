@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 from ..fileio import write_atomic
 from ..transcript import FORMATS, Transcript
 from .history import Entry, History
+from .theme import MUTED_LABEL
 from .widgets import Banner, format_clock
 
 
@@ -54,7 +55,7 @@ class HistoryPanel(QWidget):
         root.setContentsMargins(16, 14, 16, 12)
         root.setSpacing(10)
         self.info = QLabel("Every dictation and transcribed file is kept here, even if the app stops unexpectedly.")
-        self.info.setStyleSheet("color: #4b5563;")
+        self.info.setStyleSheet(MUTED_LABEL)
         self.info.setWordWrap(True)
         root.addWidget(self.info)
         self.banner = Banner()
@@ -165,7 +166,8 @@ class HistoryPanel(QWidget):
         if entry is None:
             return
         if confirm and QMessageBox.question(self, "Delete from history",
-                                            "Delete this entry from the history? This cannot be undone.") != QMessageBox.Yes:
+                                            "Delete this entry from the history? "
+                                            "This cannot be undone.") != QMessageBox.Yes:
             return
         self.history.delete(entry.id)
         self.reload()

@@ -15,7 +15,7 @@ def run_app(argv: list[str] | None = None, files: list[str] | None = None) -> in
     from PySide6.QtWidgets import QApplication
 
     from .instance import SingleInstance, send
-    from .settings import data_dir
+    from ..paths import data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     files = list(files or [])
@@ -80,7 +80,8 @@ def _hand_over(instance, files: list[str], send) -> int:
     for attempt in range(ANSWER_TRIES):
         reply = send(instance.folder, {"cmd": "show", "files": files})
         if reply is not None and reply.get("ok"):
-            what = f" and {len(files)} file{'s were' if len(files) != 1 else ' was'} added to its queue" if files else ""
+            what = (f" and {len(files)} file{'s were' if len(files) != 1 else ' was'} added to its queue"
+                    if files else "")
             print(f"Voxtral Desk is already running: its window was brought to the front{what}.", file=sys.stderr)
             return 0
         time.sleep(1.0 * (attempt + 1))

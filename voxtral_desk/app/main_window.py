@@ -1,35 +1,31 @@
-"""The main window: dictation, file queue and history tabs; the model prompt and loading; settings; and the
-wiring between the tray, the global hotkey and the dictation widget."""
+"""The main window: dictation, file queue and history tabs; settings; and the wiring between the model host
+(model_host.py: the model's prompt, loading and damage), the tray, the global hotkey and the dictation widget."""
 from __future__ import annotations
-
-import logging
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from .. import __version__
+from ..paths import data_dir
 from .audio_capture import SoundDeviceCapture, list_input_devices, refresh_devices
 from .dictation import DictationWidget
 from .file_queue import FileQueue
 from .files import FileQueueWidget
 from .history_panel import HistoryPanel, transcript_of
-from .hotkey import HotkeyManager, PlatformSupport, TextInjector, parse_hotkey, platform_support
+from .hotkey import HotkeyManager, parse_hotkey
+from .inject import TextInjector
+from .model_host import ModelHost
+from .platform_support import PlatformSupport, platform_support
 from .resources import icon
-from .settings import Settings, SettingsStore, data_dir
+from .settings import Settings, SettingsStore
 from .settings_dialog import SettingsDialog
+from .theme import APP_STYLE, STATUS_BAR_LABEL
 from .tray import Tray
-from .widgets import APP_STYLE, Banner, ElidedLabel, Notices, Toast
-from .workers import EngineHost, ModelCheckThread, ModelLoadThread
+from .widgets import Notices, Toast
+from .workers import EngineHost
 
-log = logging.getLogger(__name__)
 HISTORY_RETRY_MS = 2000  # how often writes the history database refused are tried again
-
-NO_MODEL_TEXT = ("<b>No speech model yet.</b> Voxtral Desk transcribes on your own computer with Mistral's "
-                 "Voxtral Mini 4B Realtime. Open the model manager to download it, or to import or convert a copy "
-                 "you already have.")
 
 
 def default_device_lister(refresh: bool):
@@ -41,7 +37,6 @@ def default_device_lister(refresh: bool):
 class MainWindow(QMainWindow):
     app_state_changed = Signal(str)  # idle, recording, busy
     closed = Signal()  # the window really closed (quit), not just hidden to the tray
-    engine_ready = Signal(object)  # EngineHost
 
     def __init__(self, settings_store: SettingsStore, settings: Settings, history=None, capture_factory=None,
                  device_lister=None, model_store=None, support: PlatformSupport | None = None,
@@ -52,20 +47,14 @@ class MainWindow(QMainWindow):
         self.history = history
         self.capture_factory = capture_factory or SoundDeviceCapture
         self.device_lister = device_lister or default_device_lister
-        self._model_store = model_store
         self.support = support or platform_support()
-        self.engine: EngineHost | None = None
-        self.loader: ModelLoadThread | None = None
-        self.load_error = ""
-        self._reload_pending = False
         self._ptt_active = False
         self._quitting = False
         self._shut_down = False
         self._tray_hint_shown = False
         self._startup_notes: list[str] = []
-        self._damaged = ""  # the damaged model the banner offers to repair
-        self.model_check = None  # the background check of the loaded model's files
-        self.model_dialog = None
+        self.model_host = ModelHost(settings, self.save_settings,
+                                    lambda: self.dictation.active or self.files.thread is not None, model_store, self)
 
         self.setWindowTitle("Voxtral Desk")
         self.setWindowIcon(icon("voxtral-desk"))
@@ -89,17 +78,20 @@ class MainWindow(QMainWindow):
         self.injector.finished.connect(self._on_injected)
         self._update_state()
 
+    @property
+    def engine(self) -> EngineHost | None:
+        """The loaded model's engine, for the tabs; None while there is none."""
+        return self.model_host.engine
+
     # -- layout -------------------------------------------------------------------------------------
     def _build(self) -> None:
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(10, 10, 10, 0)
         layout.setSpacing(8)
-        self.banner = Banner()  # the model prompt / model errors
-        self.banner.action.connect(self._banner_action)
-        layout.addWidget(self.banner)
+        layout.addWidget(self.model_host.banner)
         self.notices = Notices()  # one banner per topic: start-up, hotkey, history, ...
-        self.notices.action.connect(self._notice_action)
+        self.notices.action.connect(lambda _topic, key: self.open_settings() if key == "settings" else None)
         layout.addWidget(self.notices)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -110,7 +102,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.dictation, "Dictation")
         self.tabs.addTab(self.files, "Files")
         self.tabs.addTab(self.history_panel, "History")
-        self.tabs.currentChanged.connect(lambda i: self.history_panel.reload() if self.tabs.widget(i) is self.history_panel else None)
+        self.tabs.currentChanged.connect(
+            lambda i: self.history_panel.reload() if self.tabs.widget(i) is self.history_panel else None)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.toast = Toast(central)
@@ -119,27 +112,26 @@ class MainWindow(QMainWindow):
             w.message.connect(self.show_feedback)
         self.dictation.state_changed.connect(self._on_dictation_state)
         self.dictation.finished.connect(self._on_dictation_finished)
-        self.dictation.model_needed.connect(self._model_needed)
+        self.dictation.model_needed.connect(self.model_host.model_needed)
         self.dictation.settings_changed.connect(self.save_settings)
         self.files.busy_changed.connect(lambda _b: self._update_state())
-        self.files.model_needed.connect(self._model_needed)
+        self.files.model_needed.connect(self.model_host.model_needed)
         self.files.settings_changed.connect(self.save_settings)
         self.files.job_finished.connect(lambda _j: self.history_panel.reload())
         self.history_panel.settings_changed.connect(self.save_settings)
+        host = self.model_host
+        host.engine_ready.connect(lambda _engine: self.files.engine_changed())
+        host.changed.connect(self._update_state)
+        host.idle_text.connect(self.dictation.set_idle_text)
+        host.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        host.settings_requested.connect(self.open_settings)
 
         status = self.statusBar()
-        self.load_bar = QProgressBar()
-        self.load_bar.setRange(0, 0)  # loading reports stages, not fractions: a busy indicator
-        self.load_bar.setMaximumWidth(140)
-        self.load_bar.setMaximumHeight(14)
-        self.load_bar.hide()
-        status.addPermanentWidget(self.load_bar)
+        status.addPermanentWidget(host.load_bar)
         self.hotkey_label = QLabel()
-        self.hotkey_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
+        self.hotkey_label.setStyleSheet(STATUS_BAR_LABEL)
         status.addPermanentWidget(self.hotkey_label)
-        self.model_label = ElidedLabel()
-        self.model_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
-        status.addPermanentWidget(self.model_label, 1)
+        status.addPermanentWidget(host.model_label, 1)
         self._build_menus()
         self.history_timer = QTimer(self)
         self.history_timer.timeout.connect(self._check_history)
@@ -172,8 +164,8 @@ class MainWindow(QMainWindow):
         self.toggle_action = self._action(dictation_menu, "Start / stop dictation", self.dictation.toggle, "Ctrl+R")
         self._action(dictation_menu, "Copy text", self.dictation.copy_text, "Ctrl+Shift+C")
         model_menu = menu.addMenu("&Model")
-        self._action(model_menu, "Manage models…", self.open_model_manager)
-        self._action(model_menu, "Reload model", self.load_model)
+        self._action(model_menu, "Manage models…", self.model_host.open_model_manager)
+        self._action(model_menu, "Reload model", self.model_host.load_model)
         help_menu = menu.addMenu("&Help")
         self._action(help_menu, "About Voxtral Desk", self._about)
 
@@ -196,7 +188,7 @@ class MainWindow(QMainWindow):
             self.notices.show_message("startup", " ".join(notes),
                                       "warning" if startup_messages or self._startup_notes else "info")
         self.apply_hotkey()
-        self.load_model(first_run=True)
+        self.model_host.load_model(first_run=True)
 
     def apply_hotkey(self) -> None:
         self.hotkeys.stop()
@@ -220,199 +212,6 @@ class MainWindow(QMainWindow):
                                          + {"paste": "pasted", "type": "typed",
                                             "clipboard": "copied to the clipboard"}[self.settings.injection] + ".")
 
-    def model_store(self):
-        if self._model_store is None:
-            from ..models.store import ModelStore
-
-            self._model_store = ModelStore(self.settings.models_dir or None)
-        return self._model_store
-
-    def resolve_model_path(self) -> str:
-        """The model to load: the one chosen in Settings, else the model manager's default, else "".
-        A chosen model that was a managed one and is gone (removed) counts as not chosen."""
-        chosen = self.settings.model_path
-        if chosen and not Path(chosen).expanduser().exists() and self._inside_models_folder(chosen):
-            self.settings.model_path = chosen = ""
-            self.save_settings()
-        if chosen:
-            return chosen
-        store = self.model_store()
-        # The default, or else a damaged one: its damage is then shown with the way to repair it.
-        model = store.default() or next(iter(store.installed()), None)
-        return str(model.path) if model is not None else ""
-
-    def _inside_models_folder(self, path: str) -> bool:
-        root = self.model_store().root.expanduser().resolve()
-        return Path(path).expanduser().resolve().is_relative_to(root)
-
-    # -- model loading ------------------------------------------------------------------------------
-    def load_model(self, first_run: bool = False) -> None:
-        """first_run: at start-up, where having no model at all opens the model manager by itself."""
-        if self.loader is not None and self.loader.isRunning():
-            return  # (a loader that has returned may still have its `finished` on the way: that one is done)
-        if self.dictation.active or self.files.thread is not None:
-            self._reload_pending = True  # never pull the engine from under running work
-            self.statusBar().showMessage("The model will be reloaded when the current work is finished.", 6000)
-            return
-        path = self.resolve_model_path()
-        if not path:
-            self.engine = None
-            self.load_error = ""
-            self.banner.show_message(NO_MODEL_TEXT, "info", [("models", "Open model manager…")], closable=False)
-            self.model_label.setText("No model")
-            self.dictation.set_idle_text("No model")
-            self._update_state()
-            if first_run:
-                QTimer.singleShot(0, self.open_model_manager)  # once the window is on screen
-            return
-        managed = self.model_store().model_for_path(path)
-        if managed is not None and not managed.verified:  # sizes and recorded damage: cheap, before loading
-            self._show_damage(managed)
-            return
-        self.banner.hide()
-        self.engine = None
-        self.load_error = ""
-        loader = ModelLoadThread(path, self.settings.backend, self.settings.delay_ms)
-        loader.progress.connect(self._on_load_progress)
-        loader.loaded.connect(self._on_loaded)
-        loader.failed.connect(self._on_load_failed)
-        loader.finished.connect(lambda done=loader: self._on_loader_finished(done))
-        self.loader = loader
-        self.load_bar.show()
-        self.model_label.setText(f"Loading {Path(path).name}…")
-        self.dictation.set_idle_text("Loading model…")
-        self._update_state()
-        loader.start()
-
-    def _on_load_progress(self, text: str) -> None:
-        self.statusBar().showMessage(text)
-
-    def _on_loaded(self, engine: EngineHost) -> None:
-        self.engine = engine
-        self.model_label.setText(f"Model: {engine.description}")
-        self.dictation.set_idle_text("Ready")
-        self.statusBar().showMessage("Model ready.", 4000)
-        self.banner.hide()
-        self.engine_ready.emit(engine)
-        self.files.engine_changed()
-        self._check_model_files(engine.model_path)
-
-    def _check_model_files(self, path: str) -> None:
-        """Hash, in the background, the files of a managed model that changed since their last good check
-        (same-size damage loads without an error and transcribes nothing)."""
-        managed = self.model_store().model_for_path(path)
-        if managed is None or self._shut_down:
-            return
-        check = ModelCheckThread(self.model_store(), managed.name, self)
-        check.damaged.connect(lambda _report, p=path: self._on_model_damaged(p))
-        self.model_check = check
-        check.start()
-
-    def _on_model_damaged(self, path: str) -> None:
-        managed = self.model_store().model_for_path(path)
-        if managed is None or managed.verified:
-            return
-        in_use = self.engine is not None and self.engine.model_path == path
-        if in_use and not self.dictation.active and self.files.thread is None:
-            self.engine = None  # its weights came from the damaged file
-        self._show_damage(managed)
-
-    def _show_damage(self, model) -> None:
-        self.load_error = model.damage_report
-        self.model_label.setText("Model damaged")
-        self.dictation.set_idle_text("No model")
-        actions = [("repair", "Repair…")] if model.repairable else []
-        self.banner.show_message(model.damage_report, "error", actions + [("models", "Open model manager…")])
-        self._damaged = model.name
-        self._update_state()
-
-    def _on_load_failed(self, message: str) -> None:
-        self.load_error = message
-        self.model_label.setText("Model not loaded")
-        self.dictation.set_idle_text("No model")
-        self.statusBar().clearMessage()
-        self.banner.show_message(message, "error", [("models", "Open model manager…"), ("settings", "Settings…")])
-
-    def _on_loader_finished(self, done: ModelLoadThread) -> None:
-        if self.loader is not done:
-            return  # a newer load runs
-        self.loader = None
-        self.load_bar.hide()
-        self._update_state()
-
-    def _model_needed(self) -> None:
-        if self.loader is not None:
-            self.statusBar().showMessage("The model is still loading; try again in a moment.", 6000)
-        else:
-            self.open_model_manager()
-
-    def _notice_action(self, _topic: str, key: str) -> None:
-        self._banner_action(key)
-
-    def _check_history(self) -> None:
-        """Write what the history database refused earlier, and say so while it keeps refusing."""
-        if self.history is None or not self.history.pending:
-            return
-        if self.history.retry():
-            self.notices.clear("history")
-            self.statusBar().showMessage("History saved.", 4000)
-        else:
-            self.notices.show_message(
-                "history", f"Your history cannot be saved right now ({self.history.error}). Your transcripts are "
-                "kept in memory and saved as soon as the database can be written again (another program may be "
-                "using it, or the disk may be full).", "warning", closable=False)
-
-    def _banner_action(self, key: str) -> None:
-        if key == "repair":
-            self.open_model_manager()
-            self.model_dialog.select(self._damaged)
-            self.model_dialog.start_repair(self._damaged)
-            return
-        if key == "models":
-            self.open_model_manager()
-        elif key == "settings":
-            self.open_settings()
-
-    def open_model_manager(self) -> None:
-        from .model_dialog import ModelManagerDialog
-
-        if self._shut_down:
-            return
-        if self.model_dialog is None:
-            self.model_dialog = ModelManagerDialog(self.model_store(), self)
-            self.model_dialog.model_chosen.connect(self.use_model)
-            self.model_dialog.folder_changed.connect(self._models_folder_changed)
-            self.model_dialog.model_removed.connect(self._model_removed)
-        self.model_dialog.show()
-        self.model_dialog.raise_()
-        self.model_dialog.activateWindow()
-
-    def _models_folder_changed(self, folder: str) -> None:
-        self.settings.models_dir = folder
-        self._model_store = None  # re-created on the new folder when next needed
-        self.save_settings()
-
-    def _model_removed(self, folder: str) -> None:
-        """A model was deleted in the model manager: if it was the one in use, unload it (the window must
-        not say "Ready" over a model that is gone) and fall back to the default or the first-run state."""
-        gone = Path(folder).expanduser().resolve()
-        in_use = self.engine.model_path if self.engine is not None else self.resolve_model_path()
-        chosen = self.settings.model_path
-        if chosen and Path(chosen).expanduser().resolve().is_relative_to(gone):
-            self.settings.model_path = ""
-            self.save_settings()
-        if in_use and Path(in_use).expanduser().resolve().is_relative_to(gone):
-            if self.dictation.active or self.files.thread is not None:
-                self._reload_pending = True
-            else:
-                self.engine = None
-                self.load_model()
-
-    def use_model(self, path: str) -> None:
-        self.settings.model_path = str(path)
-        self.save_settings()
-        self.load_model()
-
     # -- settings -----------------------------------------------------------------------------------
     def save_settings(self) -> None:
         try:
@@ -424,7 +223,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.settings, self.support, self.device_lister, self)
-        dialog.manage_models_requested.connect(self.open_model_manager)
+        dialog.manage_models_requested.connect(self.model_host.open_model_manager)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.open()
         return dialog
@@ -440,7 +239,7 @@ class MainWindow(QMainWindow):
         if (old.hotkey, old.hotkey_enabled) != (new.hotkey, new.hotkey_enabled):
             self.apply_hotkey()
         if (old.model_path, old.backend) != (new.model_path, new.backend) or (self.engine is None and new.model_path):
-            self.load_model()
+            self.model_host.load_model()
 
     # -- push-to-talk ----------------------------------------------------------------------------------
     def _ptt_pressed(self) -> None:
@@ -474,7 +273,7 @@ class MainWindow(QMainWindow):
             return "recording", ""
         if d == "finishing":
             return "busy", "finishing dictation"
-        if self.loader is not None:
+        if self.model_host.loader is not None:
             return "busy", "loading the model"
         if self.files.busy:
             left = self.files.queue.unfinished()
@@ -487,10 +286,22 @@ class MainWindow(QMainWindow):
             self.tray.set_state(state, detail)
             self.tray.set_dictating(self.dictation.state in ("starting", "recording"),
                                     enabled=self.dictation.state != "finishing")
-        if state == "idle" and self._reload_pending and self.files.thread is None and not self.dictation.active:
-            self._reload_pending = False
-            QTimer.singleShot(0, self.load_model)
+        if state == "idle":
+            self.model_host.reload_if_pending()
         self.app_state_changed.emit(state)
+
+    def _check_history(self) -> None:
+        """Write what the history database refused earlier, and say so while it keeps refusing."""
+        if self.history is None or not self.history.pending:
+            return
+        if self.history.retry():
+            self.notices.clear("history")
+            self.statusBar().showMessage("History saved.", 4000)
+        else:
+            self.notices.show_message(
+                "history", f"Your history cannot be saved right now ({self.history.error}). Your transcripts are "
+                "kept in memory and saved as soon as the database can be written again (another program may be "
+                "using it, or the disk may be full).", "warning", closable=False)
 
     # -- drops, window ---------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -546,7 +357,8 @@ class MainWindow(QMainWindow):
             self.hide()
             if not self._tray_hint_shown:
                 self._tray_hint_shown = True
-                self.tray.notify("Voxtral Desk is still running", "Use the tray icon to dictate, show the window or quit.")
+                self.tray.notify("Voxtral Desk is still running",
+                                 "Use the tray icon to dictate, show the window or quit.")
             return
         self.shutdown()
         event.accept()
@@ -567,10 +379,6 @@ class MainWindow(QMainWindow):
         self.dictation.wait(60000)
         if self.files.thread is not None:
             self.files.thread.wait(60000)
-        if self.loader is not None:
-            self.loader.wait(120000)
-        if self.model_check is not None and self.model_check.isRunning():
-            self.model_check.control.cancel()
-            self.model_check.wait(10000)
+        self.model_host.shutdown()
         if self.tray is not None:
             self.tray.hide()

@@ -15,8 +15,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
                                QMessageBox, QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout)
 
 from ..config import ModelFileError
-from ..models.download import Cancelled, Control, ModelManagerError, Progress, human_bytes
+from ..models.errors import Cancelled, ModelManagerError
+from ..models.jobs import Control, Progress, human_bytes
 from ..models.store import InstalledModel, ModelStore
+from .theme import note_style
 
 _orphans: set[QThread] = set()  # jobs cancelled by closing the dialog, kept alive until they stop
 
@@ -101,8 +103,7 @@ class ModelManagerDialog(QDialog):
         self.error.setObjectName("model-error")
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.error.setStyleSheet("QLabel#model-error { color: #8b1a1a; background: #fdecec; border: 1px solid #ee9a9a;"
-                                 " border-radius: 4px; padding: 6px; }")
+        self.error.setStyleSheet(note_style("model-error", "error"))
         self.error.hide()
 
         self.download_button = QPushButton("Download")
@@ -160,9 +161,9 @@ class ModelManagerDialog(QDialog):
                 part = self.store.partial_bytes(entry.name)
                 status = f"Partly downloaded ({human_bytes(part)}): Download resumes" if part else "Not installed"
                 size = "~" + human_bytes(entry.approx_size) if entry.approx_size else ""
-            self._add_row(entry.name, entry.title or entry.name, size, status, m)
+            self._add_row(entry.name, entry.title or entry.name, size, status)
         for m in installed.values():
-            self._add_row(m.name, m.name, human_bytes(m.size), self._installed_status(m, default), m)
+            self._add_row(m.name, m.name, human_bytes(m.size), self._installed_status(m, default))
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
             if item.data(0, Qt.UserRole) == select:
@@ -176,7 +177,7 @@ class ModelManagerDialog(QDialog):
         status = "Installed" if m.source != "import" else "Imported"
         return status + (" (in use)" if default and default.name == m.name else "")
 
-    def _add_row(self, name: str, title: str, size: str, status: str, installed: InstalledModel | None) -> None:
+    def _add_row(self, name: str, title: str, size: str, status: str) -> None:
         item = QTreeWidgetItem([f"{title}\n{name}" if title != name else name, size, status])
         item.setData(0, Qt.UserRole, name)
         item.setToolTip(2, status)
@@ -186,7 +187,7 @@ class ModelManagerDialog(QDialog):
         self.refresh(select=name)
 
     def selected_name(self) -> str | None:
-        items = self.tree.selectedItems() if hasattr(self, "tree") else []
+        items = self.tree.selectedItems()
         return items[0].data(0, Qt.UserRole) if items else None
 
     def _update_buttons(self) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
-# Colours of the tray states; also used for the drawn fallback icons.
-STATE_COLORS = {"idle": "#5b6472", "recording": "#e5484d", "busy": "#e79d13"}
+from .theme import PALETTE, STATE_COLORS
 
 
 def resources_dir() -> Path:
@@ -33,7 +32,7 @@ def icon(name: str) -> QIcon:
             found = QIcon(str(path))
             if not found.isNull():
                 return found
-    return _drawn_icon(STATE_COLORS.get(name.removeprefix("tray-"), "#6d5dfc"))
+    return _drawn_icon(STATE_COLORS.get(name.removeprefix("tray-"), PALETTE.accent))
 
 
 def _drawn_icon(color: str) -> QIcon:

@@ -1,4 +1,4 @@
-"""User settings: a small JSON file in the platform's config folder (platformdirs).
+"""User settings: a small JSON file in the platform's config folder (paths.config_dir).
 
 A file that cannot be read never stops the app: the defaults are used, the bad file is kept beside it as
 settings.json.bak for the user to look at, and a message says so. A single bad value falls back to its
@@ -10,26 +10,15 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import platformdirs
-
 from ..config import MAX_DELAY_MS
 from ..fileio import write_json_atomic
+from ..paths import config_dir
 
-APP_NAME = "voxtral-desk"
-BACKENDS = ("gpu", "reference")
 INJECTION_MODES = ("paste", "type", "clipboard")
+DEFAULT_PASTE_KEYS = "ctrl+v"  # what pastes in most applications; terminals get their own (inject.paste_keys_for)
 # The real model's token is 80 ms; a model with other tokens is checked by AudioConfig.delay_tokens when it loads.
 DELAY_STEP_MS = DELAY_MIN_MS = 80
 DELAY_MAX_MS = MAX_DELAY_MS
-
-
-def config_dir() -> Path:
-    # VOXTRAL_DESK_CONFIG_DIR lets a portable install or a test keep settings elsewhere.
-    return Path(os.environ.get("VOXTRAL_DESK_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME, appauthor=False))
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("VOXTRAL_DESK_DATA_DIR") or platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 @dataclass
@@ -42,7 +31,7 @@ class Settings:
     hotkey_enabled: bool = True
     hotkey: str = "ctrl+alt+space"
     injection: str = "paste"  # what push-to-talk does with the text: paste, type, or clipboard only
-    paste_keys: str = "ctrl+v"  # terminals want ctrl+shift+v
+    paste_keys: str = DEFAULT_PASTE_KEYS
     keep_recordings: bool = False  # also save each dictation's audio (16 kHz WAV) beside the history
     close_to_tray: bool = True
     last_dir: str = ""  # last folder used for opening or exporting files
@@ -50,6 +39,8 @@ class Settings:
 
     def validate(self) -> list[str]:
         """Reset invalid values to their defaults; return one message per value reset."""
+        from ..pipeline import BACKENDS  # here, not at the top: a second launch's hand-over needs no engine code
+
         problems = []
         default = Settings()
         for f in fields(self):

@@ -10,8 +10,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout)
 
 from .audio_capture import CaptureError
-from .hotkey import DEFAULT_PASTE_KEYS, PlatformSupport, check_hotkey
-from .settings import Settings
+from .hotkey import check_hotkey
+from .platform_support import PlatformSupport
+from .settings import DEFAULT_PASTE_KEYS, Settings
+from .theme import ERROR_LABEL, note_style
 from .widgets import DelaySpinBox, fill_device_combo
 
 BACKEND_LABELS = {"gpu": "GPU (WGSL; any Vulkan, Metal or DirectX 12 GPU)", "reference": "CPU reference (numpy; slow)"}
@@ -148,8 +150,7 @@ class SettingsDialog(QDialog):
         self.support_label = QLabel(support.message)
         self.support_label.setWordWrap(True)
         self.support_label.setObjectName("supportLabel")
-        self.support_label.setStyleSheet("QLabel#supportLabel { background: #fff6e0; border: 1px solid #f0c96a;"
-                                         " border-radius: 6px; padding: 6px; color: #5c4200; font-weight: normal; }")
+        self.support_label.setStyleSheet(note_style("supportLabel", "warning"))
         self.support_label.setVisible(bool(support.message))
         ptt_layout.addWidget(self.support_label)
         ptt_form = QFormLayout()
@@ -181,7 +182,7 @@ class SettingsDialog(QDialog):
                                         "(ctrl+shift+v, or shift+Insert in xterm) by themselves.")
         ptt_form.addRow("Paste keys:", self.paste_keys_edit)
         self.hotkey_error = QLabel()
-        self.hotkey_error.setStyleSheet("color: #c92a2a;")
+        self.hotkey_error.setStyleSheet(ERROR_LABEL)
         self.hotkey_error.setWordWrap(True)
         # Room for two lines kept at all times: the message coming and going never moves the buttons.
         self.hotkey_error.setFixedHeight(2 * self.hotkey_error.fontMetrics().lineSpacing() + 4)

@@ -8,15 +8,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePo
                                QVBoxLayout, QWidget)
 
 from .settings import DELAY_MAX_MS, DELAY_MIN_MS, DELAY_STEP_MS
-
-# The file queue's status colours (file_queue.Status values).
-STATUS_COLORS = {"queued": "#5b6472", "waiting": "#5b6472", "running": "#1d6fd8", "paused": "#8a5a00",
-                 "cancelling": "#8a5a00", "done": "#2b8a3e", "failed": "#c92a2a", "cancelled": "#8a5a00"}
-BANNER_STYLES = {
-    "info": ("#eaf2ff", "#9dbcf0", "#1d3f73"),
-    "warning": ("#fff6e0", "#f0c96a", "#5c4200"),
-    "error": ("#fdecec", "#ee9a9a", "#6b1414"),
-}
+from .theme import PALETTE, TOAST, banner_style
 
 
 class Banner(QFrame):
@@ -52,9 +44,7 @@ class Banner(QFrame):
                      closable: bool = True) -> None:
         """actions: (key, button label) pairs; pressing one emits action(key)."""
         self.kind = kind
-        background, border, foreground = BANNER_STYLES[kind]
-        self.setStyleSheet(f"QFrame#banner {{ background: {background}; border: 1px solid {border}; border-radius: 6px; }}"
-                           f"QFrame#banner QLabel {{ color: {foreground}; }}")
+        self.setStyleSheet(banner_style(kind))
         self.label.setText(text)
         for b in self._buttons:
             b.deleteLater()
@@ -90,14 +80,13 @@ class Notices(QWidget):
         self._banners: dict[str, Banner] = {}
 
     def show_message(self, topic: str, text: str, kind: str = "info", actions: list[tuple[str, str]] | None = None,
-                     closable: bool = True) -> Banner:
+                     closable: bool = True) -> None:
         banner = self._banners.get(topic)
         if banner is None:
             banner = self._banners[topic] = Banner()
             banner.action.connect(lambda key, t=topic: self.action.emit(t, key))
             self._layout.addWidget(banner)
         banner.show_message(text, kind, actions, closable)
-        return banner
 
     def clear(self, topic: str) -> None:
         if topic in self._banners:
@@ -144,8 +133,7 @@ class Toast(QLabel):
     def __init__(self, parent: QWidget):
         super().__init__(parent)
         self.setObjectName("toast")
-        self.setStyleSheet("QLabel#toast { background: rgba(31, 35, 40, 230); color: #ffffff; border-radius: 8px;"
-                           " padding: 7px 14px; }")
+        self.setStyleSheet(TOAST)
         self.setWordWrap(True)
         self.setAttribute(Qt.WA_TransparentForMouseEvents)
         self._timer = QTimer(self)
@@ -229,11 +217,11 @@ class LevelMeter(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing)
         r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        p.setPen(QColor("#c9ced6"))
-        p.setBrush(QColor("#eef0f3"))
+        p.setPen(QColor(PALETTE.border_strong))
+        p.setBrush(QColor(PALETTE.panel))
         p.drawRoundedRect(r, 4, 4)
         if self.fraction > 0:
-            color = "#2fa84f" if self.db < -12 else "#e79d13" if self.db < -1 else "#e5484d"
+            color = PALETTE.level_ok if self.db < -12 else PALETTE.busy if self.db < -1 else PALETTE.recording
             p.setPen(Qt.NoPen)
             p.setBrush(QColor(color))
             p.drawRoundedRect(QRectF(r.x(), r.y(), max(r.width() * self.fraction, 6), r.height()), 4, 4)
@@ -246,33 +234,3 @@ def format_clock(seconds: float) -> str:
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
-
-# A light, quiet look on top of the platform style: only buttons, text areas, tabs and the status bar
-# are styled, so combo boxes and spin boxes keep their native arrows.
-APP_STYLE = """
-QMainWindow, QDialog { background: #f6f7f9; }
-QTabWidget::pane { border: none; }
-QTabBar::tab { padding: 7px 18px; margin-right: 2px; border: none; border-bottom: 2px solid transparent;
-               color: #4b5563; background: transparent; }
-QTabBar::tab:selected { color: #111827; border-bottom: 2px solid #6d5dfc; font-weight: 600; }
-QTabBar::tab:hover:!selected { color: #111827; }
-QPushButton { padding: 5px 14px; border: 1px solid #c9ced6; border-radius: 6px; background: #ffffff; color: #1f2937; }
-QPushButton:hover { background: #f0f2f5; }
-QPushButton:pressed { background: #e5e7eb; }
-QPushButton:disabled { color: #a0a6b0; background: #f4f5f7; border-color: #e1e4e8; }
-QPushButton#recordButton { background: #e5484d; color: #ffffff; border: none; font-weight: 600; padding: 8px 20px; }
-QPushButton#recordButton:hover { background: #d93d42; }
-QPushButton#recordButton[recording="true"] { background: #2f343b; }
-QPushButton#recordButton[recording="true"]:hover { background: #1f2328; }
-QPushButton#recordButton:disabled { background: #9aa0a8; }
-QPlainTextEdit, QTreeWidget, QListWidget { background: #ffffff; border: 1px solid #d5d9e0; border-radius: 6px; }
-QPlainTextEdit { padding: 6px; selection-background-color: #c7d2fe; selection-color: #111827; }
-QTreeWidget::item, QListWidget::item { padding: 3px 2px; }
-QTreeWidget::item:selected, QListWidget::item:selected { background: #e0e7ff; color: #111827; }
-QHeaderView::section { background: #f3f4f6; border: none; border-bottom: 1px solid #d5d9e0; padding: 5px 6px;
-                       color: #374151; font-weight: 600; }
-QStatusBar { background: #eef0f3; color: #374151; }
-QStatusBar::item { border: none; }
-QGroupBox { font-weight: 600; border: 1px solid #d5d9e0; border-radius: 6px; margin-top: 12px; padding: 10px 8px 6px 8px; }
-QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; }
-"""

@@ -45,10 +45,9 @@ FIRST_AUDIO_SECONDS = 8.0  # PulseAudio takes 1-2 s to deliver the first block; 
 class EngineHost:
     """The loaded model's session plus the lock that serialises its users."""
 
-    def __init__(self, session: StreamingSession, model_path: str, backend: str):
+    def __init__(self, session: StreamingSession, model_path: str):
         self.session = session
         self.model_path = model_path
-        self.backend = backend
         self._lock = threading.Lock()
         self._dictation_waiting = threading.Event()
 
@@ -99,27 +98,21 @@ class ModelLoadThread(QThread):
 
     def run(self) -> None:
         from ..loader import load_model
-        from ..pipeline import create_engine
-        from ..tokenizer import Tokenizer
+        from ..pipeline import open_session
 
         try:
             self.progress.emit("Reading the model files…")
             model = load_model(self.model_path)
             self.progress.emit(f"Starting the {self.backend} engine…")
-            engine = create_engine(model, self.backend)
-            self.progress.emit("Loading the tokenizer…")
-            session = StreamingSession(engine, Tokenizer(model.tokenizer_path), self.delay_ms)
+            session = open_session(model, self.backend, self.delay_ms)
         except ModelFileError as e:
             self.failed.emit(f"The model could not be opened: {e}")
-        except ImportError as e:
-            self.failed.emit(f"The {self.backend} engine is not available in this installation ({e}). "
-                             "Choose the other backend in Settings.")
         except Exception as e:  # a GPU/driver failure must not take the app down
             log.exception("engine start failed")
             self.failed.emit(f"The {self.backend} engine could not start: {e}. "
                              "Try the other backend in Settings.")
         else:
-            self.loaded.emit(EngineHost(session, self.model_path, self.backend))
+            self.loaded.emit(EngineHost(session, self.model_path))
 
 
 class ModelCheckThread(QThread):
@@ -130,13 +123,13 @@ class ModelCheckThread(QThread):
 
     def __init__(self, store, name: str, parent=None):
         super().__init__(parent)
-        from ..models.download import Control
+        from ..models.jobs import Control
 
         self.store, self.name = store, name
         self.control = Control()
 
     def run(self) -> None:
-        from ..models.download import ModelManagerError
+        from ..models.errors import ModelManagerError
 
         try:
             results = self.store.verify(self.name, control=self.control, changed_only=True)
@@ -378,7 +371,8 @@ class FileThread(QThread):
         self._cancel.set()
 
     def run(self) -> None:
-        from ..pipeline import Cancelled, FileTranscription
+        from ..models.errors import Cancelled
+        from ..pipeline import FileTranscription
 
         if not Path(self.path).exists():
             self.failed.emit("File not found (moved or deleted?)")
