@@ -38,7 +38,8 @@ def test_filterbank_check_values(front_end):
 def test_mel_matches_transformers_feature_extractor(front_end, clips):
     fe = transformers.VoxtralRealtimeFeatureExtractor()
     for name, audio in clips.items():
-        padded = np.concatenate([np.zeros(40960, np.float32), audio, np.zeros((-len(audio)) % 1280 + 17 * 1280, np.float32)])
+        padded = np.concatenate([np.zeros(40960, np.float32), audio,
+                                 np.zeros((-len(audio)) % 1280 + 17 * 1280, np.float32)])
         ours = offline_mel(front_end, padded)
         theirs = fe(padded, sampling_rate=16000, return_tensors="np").input_features[0]
         assert ours.shape == theirs.shape == (128, len(padded) // 160)

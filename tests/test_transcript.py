@@ -19,7 +19,7 @@ def tokenizer(tmp_path_factory):
 def spoken(tokenizer, pieces: list[str | None]) -> Transcript:
     """pieces: text per 80 ms slot (single bytes here), None for a PAD slot."""
     toks = []
-    for i, p in enumerate(pieces):
+    for p in pieces:
         ids = [tokenizer.streaming_pad] if p is None else [tokenizer.n_special + b for b in p.encode()]
         for tid in ids:
             toks.append(Token(tid, 40 + len(toks), len(toks) * 0.08, len(toks) * 0.08 + 0.08))
@@ -72,11 +72,12 @@ def test_a_stored_transcript_renders_every_export_as_the_original(tokenizer):
     for fmt in ("txt", "srt", "vtt", "json"):
         assert stored.render(fmt) == t.render(fmt)
     assert stored.meta == t.meta and [(k.id, k.index) for k in stored.tokens] == [(k.id, k.index) for k in t.tokens]
-    assert all(abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6 for a, b in zip(stored.tokens, t.tokens))
+    assert all(abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6
+               for a, b in zip(stored.tokens, t.tokens, strict=True))
 
 
-@pytest.mark.parametrize("record", ["", "[]", '{"version": 99}', '{"version": 1, "pieces": {}, "tokens": [[5, 0, 0, 1]]}',
-                                    "[" * 100000])
+@pytest.mark.parametrize("record", ["", "[]", '{"version": 99}',
+                                    '{"version": 1, "pieces": {}, "tokens": [[5, 0, 0, 1]]}', "[" * 100000])
 def test_a_damaged_stored_transcript_is_refused(record):
     with pytest.raises(ValueError, match="not a stored transcript"):
         Transcript.from_json_record(record)

@@ -1,6 +1,6 @@
 """Audio in: files of any common format, rate and channel count become 16 kHz mono float32; a stream of
 samples is cut into STFT frames, and frames become log-mel features exactly as upstream computes them
-offline (spec §3)."""
+offline (MODEL.md §3)."""
 from __future__ import annotations
 
 import os
@@ -166,7 +166,7 @@ def audio_info(path: Path | str) -> tuple[float, int, int]:
 
 
 class LogMel:
-    """The front end's numbers in numpy float64 (spec §3): the readable reference for the GPU's log-mel
+    """The front end's numbers in numpy float64 (MODEL.md §3): the readable reference for the GPU's log-mel
     kernel (shaders/log_mel.wgsl), and the reference engine's front end."""
 
     def __init__(self, cfg: AudioConfig, n_mels: int):

@@ -18,7 +18,9 @@ class ModelFileError(Exception):
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class TransformerConfig:
+    """What the encoder and the decoder have in common: a stack of pre-norm attention + SwiGLU layers."""
+
     dim: int
     n_layers: int
     n_heads: int
@@ -28,21 +30,16 @@ class EncoderConfig:
     norm_eps: float
     rope_theta: float
     sliding_window: int
+
+
+@dataclass(frozen=True)
+class EncoderConfig(TransformerConfig):
     n_mels: int
     downsample_factor: int
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
-    dim: int
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    hidden_dim: int
-    norm_eps: float
-    rope_theta: float
-    sliding_window: int
+class DecoderConfig(TransformerConfig):
     vocab_size: int
     ada_dim: int
 

@@ -317,3 +317,9 @@ class GGUFModelFile:
     def q4_0(self, name: str) -> np.ndarray | None:
         t = self.tensors[name]
         return t.data if t.type == GGMLQuantizationType.Q4_0 else None
+
+    def raw(self, name: str) -> tuple[GGMLQuantizationType, np.ndarray]:
+        """The tensor as stored: its type and its data (memory-mapped; uint8 [rows, bytes per row] for block
+        formats, the float array otherwise)."""
+        t = self.tensors[name]
+        return t.type, t.data

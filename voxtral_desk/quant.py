@@ -50,3 +50,15 @@ def split_q4_0(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scales = b[:, :, :2].copy().view(np.float16)[:, :, 0]
     nibbles = b[:, :, 2:].copy().view(np.uint32)
     return scales, nibbles
+
+
+def dequantize(data: np.ndarray, qtype) -> np.ndarray:
+    """Any stored tensor (GGUF type `qtype`: block bytes uint8 [..., bytes], or the float array as stored)
+    -> float32 [..., elements]."""
+    from gguf import GGMLQuantizationType, quants
+
+    if qtype == GGMLQuantizationType.Q4_0:
+        return dequantize_q4_0(data)
+    if qtype == GGMLQuantizationType.F32:
+        return np.asarray(data, dtype=np.float32)
+    return np.asarray(quants.dequantize(np.asarray(data), GGMLQuantizationType(qtype)), dtype=np.float32)

@@ -13,8 +13,9 @@ import numpy as np
 from .checkpoint import TOKEN_EMBEDDINGS, tensor_table, write_safetensors
 from .config import ModelConfig
 from .convert import Progress, write_gguf, write_manifest
+from .fileio import write_atomic, write_json_atomic
 
-# Audio settings of the released tekken.json (spec §2).
+# Audio settings of the released tekken.json (MODEL.md §2).
 TEKKEN_AUDIO = {
     "sampling_rate": 16000,
     "frame_rate": 12.5,
@@ -77,7 +78,7 @@ def byte_pair_vocab(n_merges: int) -> list[bytes]:
     vocab = [bytes([i]) for i in range(256)]
     words = [[bytes([c]) for c in (" " + w).encode()] for w in BPE_CORPUS.split()]
     for _ in range(n_merges):
-        pairs = Counter((a, b) for w in words for a, b in zip(w, w[1:]))
+        pairs = Counter((a, b) for w in words for a, b in zip(w, w[1:], strict=False))
         if not pairs:
             break
         (a, b), _count = pairs.most_common(1)[0]
@@ -137,8 +138,8 @@ def make_test_model(out: Path, preset: str, seed: int, dtype: str = "BF16",
         text_tokens = byte_pair_vocab(0) + [f"<tok{i}>".encode() for i in range(131072 - N_SPECIAL - 256)]
     tekken = tekken_json(text_tokens)
     params = params_for(preset, tekken["config"]["default_vocab_size"])
-    (out / "params.json").write_text(json.dumps(params, indent=2) + "\n")
-    (out / "tekken.json").write_text(json.dumps(tekken) + "\n")
+    write_json_atomic(out / "params.json", params)
+    write_atomic(out / "tekken.json", json.dumps(tekken) + "\n")
     cfg = ModelConfig.from_documents(params, TEKKEN_AUDIO)
     if preset == "full":
         def tensors():
