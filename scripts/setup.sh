@@ -18,8 +18,9 @@ system_packages() {
     libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libfontconfig1 libdbus-1-3
     libglib2.0-0 xdotool xclip)
   if [ "$mode" = test ]; then
-    # Headless display, tray host, virtual microphone and spoken test audio for the end-to-end tests.
-    pkgs+=(xvfb xauth x11-utils xterm trayer espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins)
+    # Headless display, tray host, a terminal, virtual microphone and spoken test audio for the end-to-end tests;
+    # a C compiler builds ggml's own quantisers, the oracle for ours.
+    pkgs+=(xvfb xauth x11-utils xterm trayer espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins gcc libc6-dev)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do
